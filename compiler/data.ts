@@ -1,0 +1,78 @@
+/**
+ * @file Validation of user data before any step runs: shapes, dtypes, label ranges and NaN/Inf.
+ *
+ * Each check names the argument (`x`, `y`, `validationData[1]`, ...) and states what was expected
+ * against what was given. Labels for sparse losses are normalised to Int32Array here, so step
+ * functions never see a label they could index out of range.
+ */
+import type { Shape } from '../ir/types.ts';
+import { fmtShape, numel } from '../ir/types.ts';
+import { fail } from './frontend/errors.ts';
+import type { LossName } from './frontend/losses.ts';
+import type { Tensor } from './frontend/tensor.ts';
+
+export interface TensorLike {
+  readonly data: Float32Array | Int32Array | readonly number[];
+  readonly shape: readonly number[];
+  readonly dtype?: 'f32' | 'i32';
+}
+
+function shapeOk(got: readonly number[], want: Shape): boolean {
+  return got.length === want.length && got.every((d, i) => d === want[i]);
+}
+
+function checkFinite(data: ArrayLike<number>, what: string): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) fail(`${what}: element ${i} is ${data[i]}; data must be finite (no NaN or Infinity)`);
+  }
+}
+
+function asTensor(t: unknown, what: string): TensorLike {
+  if (!t || typeof t !== 'object' || !('data' in t) || !('shape' in t)) fail(`${what}: expected a tensor {data, shape}, got ${t === null ? 'null' : typeof t}`);
+  const tl = t as TensorLike;
+  if (!Array.isArray(tl.shape) || !tl.shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`${what}: shape must be a list of sizes, got ${JSON.stringify(tl.shape)}`);
+  if (tl.data.length !== numel(tl.shape)) fail(`${what}: ${tl.data.length} values do not fill shape ${fmtShape(tl.shape)}`);
+  return tl;
+}
+
+/** Model inputs: f32 [N, ...inputShape]. Returns the sample count and the data as f32. */
+export function checkInputs(t: unknown, inputShape: Shape, what = 'x'): { n: number; data: Float32Array } {
+  const x = asTensor(t, what);
+  if (x.dtype === 'i32' || x.data instanceof Int32Array) fail(`${what}: expected dtype f32, got i32`);
+  const want = [x.shape[0], ...inputShape];
+  if (!shapeOk(x.shape, want)) fail(`${what}: expected shape [N,${inputShape.join(',')}], got ${fmtShape(x.shape)}`);
+  const data = x.data instanceof Float32Array ? x.data : Float32Array.from(x.data);
+  checkFinite(data, what);
+  return { n: x.shape[0], data };
+}
+
+/** Labels for `loss` and a model output of per-sample shape `outShape`. */
+export function checkLabels(t: unknown, loss: LossName, outShape: Shape, n: number, what = 'y'): Float32Array | Int32Array {
+  const y = asTensor(t, what);
+  switch (loss) {
+    case 'sparse_categorical_crossentropy': {
+      const classes = outShape[0];
+      const okShape = shapeOk(y.shape, [n]) || shapeOk(y.shape, [n, 1]);
+      if (!okShape) fail(`${what}: sparse_categorical_crossentropy expects integer labels of shape [${n}], got ${fmtShape(y.shape)}`);
+      const out = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = y.data[i];
+        if (!Number.isInteger(v) || v < 0 || v >= classes) fail(`${what}: label ${i} is ${v}; expected an integer class in [0, ${classes - 1}]`);
+        out[i] = v;
+      }
+      return out;
+    }
+    case 'categorical_crossentropy':
+    case 'binary_crossentropy':
+    case 'mean_squared_error': {
+      if (!shapeOk(y.shape, [n, ...outShape])) fail(`${what}: ${loss} expects targets of shape [${[n, ...outShape].join(',')}], got ${fmtShape(y.shape)}`);
+      const data = y.data instanceof Float32Array ? y.data : Float32Array.from(y.data);
+      checkFinite(data, what);
+      return data;
+    }
+    default:
+      return loss satisfies never;
+  }
+}
+
+export type { Tensor };

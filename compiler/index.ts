@@ -1,0 +1,17 @@
+/**
+ * @file The public API of `dlc`: the Keras-like model API, tensors, backends, and the compiler's IR
+ * entry points for those who want to read or transform graphs.
+ */
+export { Sequential, SequentialModel, setDefaultBackend, getDefaultBackend } from './training.ts';
+export type { FitOptions, History, RunOptions } from './training.ts';
+export { Dense, Conv2D, MaxPooling2D, AveragePooling2D, Flatten, Dropout, Activation, Layer } from './frontend/layers.ts';
+export { SGD, Adam, RMSprop } from './frontend/optimizers.ts';
+export type { Optimizer } from './frontend/optimizers.ts';
+export { tensor } from './frontend/tensor.ts';
+export type { Tensor } from './frontend/tensor.ts';
+export { Model } from './frontend/model.ts';
+export type { CompileConfig, StepFunction, StepKind } from './frontend/model.ts';
+export { DlcError } from './frontend/errors.ts';
+export { registerBackend, availableBackends } from './backend.ts';
+export type { BackendName, Session } from './backend.ts';
+export { loadMnist } from './mnist.ts';
