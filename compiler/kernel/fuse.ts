@@ -1,0 +1,492 @@
+/**
+ * @file Fusion: graph IR `Func` → kernel IR `Program`.
+ *
+ * Decides which values live in buffers ("materialized") and builds one kernel per materialized
+ * value, inlining everything else as expression trees:
+ *  - function inputs and outputs are materialized; so is any non-trivial value with several uses
+ *    (recomputing it in each consumer could multiply work);
+ *  - each reduction (reduce_*, dot, conv, reduce_window) is fused into the kernel of the end of the
+ *    single-use, same-shape elementwise chain that consumes it (its epilogue: conv + bias + relu is
+ *    one kernel); a kernel holds at most one reduction, further ones are materialized;
+ *  - `dot` operands must be strided views (reshape/transpose of a buffer), `conv` is lowered to an
+ *    im2col kernel (padding and dilation become predicates) feeding a matmul kernel, and
+ *    `reduce_window_grad` reads its operands from buffers; operands that are not are materialized.
+ * Movement ops never copy: they become index arithmetic (expr.ts simplifies it). Loads that a
+ * predicate guards (pad, conv padding, concat) use clamped indices, because generated code evaluates
+ * both sides of a select and must never read outside a buffer.
+ */
+import { funcNodes, useCounts } from '../../ir/graph.ts';
+import type { DType, Func, Node, Shape } from '../../ir/types.ts';
+import { numel, shapeEq, stridesOf } from '../../ir/types.ts';
+import type { IndexSpace } from './expr.ts';
+import * as E from './expr.ts';
+import type { BinOp, BufferInfo, Expr, Kernel, Program, UnOp, View3 } from './types.ts';
+
+const REDUCTIONS = new Set(['reduce_sum', 'reduce_max', 'dot', 'conv', 'reduce_window', 'reduce_window_grad']);
+const ELEMENTWISE = new Set(['neg', 'exp', 'log', 'sqrt', 'recip', 'tanh', 'add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'less', 'equal', 'select', 'cast']);
+const MOVEMENT = new Set(['reshape', 'transpose', 'broadcast', 'slice', 'pad', 'concat', 'reverse']);
+
+export function fuse(f: Func): Program {
+  return new Fuser(f).run();
+}
+
+class Fuser {
+  private readonly order: Node[];
+  private readonly uses: Map<number, number>;
+  private readonly users = new Map<number, Node[]>();
+  /** Materialized nodes → buffer id. */
+  private readonly buf = new Map<number, number>();
+  private readonly materialized = new Set<number>();
+  /** Chain root id → the reduction fused into its kernel. */
+  private readonly owned = new Map<number, Node>();
+  private readonly buffers: BufferInfo[] = [];
+  private readonly kernels: Kernel[] = [];
+  private readonly names = new Map<string, number>();
+
+  constructor(private readonly f: Func) {
+    this.order = funcNodes(f);
+    this.uses = useCounts(this.order, f.outputs);
+    for (const n of this.order) for (const i of n.inputs) (this.users.get(i.id) ?? this.users.set(i.id, []).get(i.id)!).push(n);
+  }
+
+  run(): Program {
+    this.decide();
+    const inputs = this.f.inputs.map((n) => this.bufferFor(n, n.op === 'input' ? 'input' : 'temp', n.params.name));
+    const outIds = new Set(this.f.outputs.map((o) => o.id));
+    for (const n of this.order) {
+      if (!this.materialized.has(n.id) || n.op === 'input') continue;
+      const outIdx = this.f.outputs.indexOf(n);
+      this.bufferFor(n, outIds.has(n.id) ? 'output' : 'temp', outIdx >= 0 ? this.f.outputNames[outIdx] : '');
+      this.emit(n);
+    }
+    // An output that is a function input unchanged gets its own buffer through a copy kernel.
+    const outputs = this.f.outputs.map((o, i) => {
+      if (o.op !== 'input') return this.buf.get(o.id)!;
+      const id = this.newBuffer(o.dtype, o.shape, 'output', this.f.outputNames[i]);
+      this.kernels.push({
+        kind: 'elementwise', name: this.kname('E', o.shape, ['copy']), ops: ['copy'], inputs: [this.buf.get(o.id)!], output: id,
+        shape: o.shape, dtype: o.dtype, expr: { k: 'load', input: 0, index: E.linear(o.shape.map((_, a) => E.idx(a)), o.shape), dtype: o.dtype },
+      });
+      return id;
+    });
+    return { name: this.f.name, buffers: this.buffers, kernels: this.kernels, inputs, outputs, outputNames: this.f.outputNames };
+  }
+
+  // ------------------------------------------------------------------ deciding what to materialize
+
+  private cheap(n: Node): boolean {
+    if (n.op === 'constant' || n.op === 'iota') return true;
+    if (MOVEMENT.has(n.op) && n.op !== 'concat' && n.op !== 'pad') return n.inputs.every((i) => this.materialized.has(i.id) || this.cheap(i));
+    return false;
+  }
+
+  private decide(): void {
+    const M = this.materialized;
+    for (const n of this.f.inputs) M.add(n.id);
+    for (const n of this.f.outputs) M.add(n.id);
+    // Pass 1 (topological): multi-use values and every reduction, tentatively.
+    for (const n of this.order) {
+      if (n.op === 'input') continue;
+      if (REDUCTIONS.has(n.op)) M.add(n.id);
+      else if ((this.uses.get(n.id) ?? 0) > 1 && !this.cheap(n)) M.add(n.id);
+    }
+    // Pass 2: fuse each reduction into the end of its single-use elementwise chain.
+    for (const r of this.order) {
+      if (!REDUCTIONS.has(r.op) || r.op === 'reduce_window_grad' || this.owned.has(r.id)) continue;
+      let root: Node = r;
+      for (;;) {
+        if (root !== r && M.has(root.id)) break;
+        if (root === r && this.f.outputs.includes(r)) break;
+        const us: Node[] = this.users.get(root.id) ?? [];
+        if ((this.uses.get(root.id) ?? 0) !== 1 || us.length !== 1) break;
+        const u: Node = us[0];
+        if (!ELEMENTWISE.has(u.op) || !shapeEq(u.shape, r.shape)) break;
+        root = u;
+      }
+      if (root === r || this.owned.has(root.id)) continue;
+      M.delete(r.id);
+      M.add(root.id);
+      this.owned.set(root.id, r);
+    }
+    for (const n of this.order) if (M.has(n.id) && REDUCTIONS.has(n.op) && !this.owned.has(n.id)) this.owned.set(n.id, n);
+    // Pass 3: operands that must be buffers.
+    for (const n of this.order) {
+      if (n.op === 'dot') for (const x of n.inputs) if (!this.viewOf(x)) M.add(x.id);
+      if (n.op === 'conv' && !this.contiguous(n.inputs[1])) M.add(n.inputs[1].id);
+      if (n.op === 'reduce_window_grad') for (const x of n.inputs) M.add(x.id);
+    }
+  }
+
+  private contiguous(n: Node): boolean {
+    let x = n;
+    while (x.op === 'reshape' && !this.materialized.has(x.id)) x = x.inputs[0];
+    return this.materialized.has(x.id);
+  }
+
+  /**
+   * A strided view of `n` over its own row-major index space, if `n` is a chain of reshapes and
+   * transposes over a materialized value: offset + Σ idx_i * strides[i].
+   */
+  private viewOf(n: Node): { base: Node; offset: number; strides: number[] } | null {
+    if (this.materialized.has(n.id)) return { base: n, offset: 0, strides: stridesOf(n.shape) };
+    if (n.op === 'transpose') {
+      const v = this.viewOf(n.inputs[0]);
+      return v && { base: v.base, offset: v.offset, strides: n.params.perm.map((p) => v.strides[p]) };
+    }
+    if (n.op === 'broadcast') {
+      const v = this.viewOf(n.inputs[0]);
+      if (!v) return null;
+      const st = new Array<number>(n.shape.length).fill(0);
+      n.params.axes.forEach((a, i) => (st[a] = n.inputs[0].shape[i] === 1 ? 0 : v.strides[i]));
+      return { base: v.base, offset: v.offset, strides: st };
+    }
+    if (n.op === 'reshape') {
+      const v = this.viewOf(n.inputs[0]);
+      return v && reshapeStrides(n.inputs[0].shape, v.strides, n.shape) && { base: v.base, offset: v.offset, strides: reshapeStrides(n.inputs[0].shape, v.strides, n.shape)! };
+    }
+    return null;
+  }
+
+  // ------------------------------------------------------------------ buffers and names
+
+  private newBuffer(dtype: DType, shape: Shape, role: BufferInfo['role'], name: string): number {
+    const id = this.buffers.length;
+    this.buffers.push({ id, dtype, shape, role, name });
+    return id;
+  }
+
+  private bufferFor(n: Node, role: BufferInfo['role'], name: string): number {
+    const have = this.buf.get(n.id);
+    if (have !== undefined) return have;
+    const id = this.newBuffer(n.dtype, n.shape, role, name);
+    this.buf.set(n.id, id);
+    return id;
+  }
+
+  private kname(prefix: string, shape: Shape, ops: readonly string[]): string {
+    const uniq = [...new Set(ops)].slice(0, 4);
+    const base = `${prefix}_${shape.join('_') || 's'}${uniq.length ? '_' + uniq.join('_') : ''}`;
+    const k = this.names.get(base) ?? 0;
+    this.names.set(base, k + 1);
+    return k ? `${base}_${k}` : base;
+  }
+
+  // ------------------------------------------------------------------ kernel construction
+
+  private emit(n: Node): void {
+    const r = this.owned.get(n.id);
+    const out = this.buf.get(n.id)!;
+    const ctx = new KernelCtx(this, r ?? null);
+    if (!r) {
+      const sp: IndexSpace = { grid: n.shape, rgrid: [] };
+      const expr = ctx.at(n, n.shape.map((_, a) => E.idx(a)), sp, true);
+      this.kernels.push({ kind: 'elementwise', name: this.kname('E', n.shape, ctx.ops), ops: ctx.ops, inputs: ctx.inputs, output: out, shape: n.shape, dtype: n.dtype, expr });
+      return;
+    }
+    switch (r.op) {
+      case 'reduce_sum':
+      case 'reduce_max': {
+        const x = r.inputs[0];
+        const axes = r.params.axes;
+        const rshape = axes.map((a) => x.shape[a]);
+        const sp: IndexSpace = { grid: n.shape, rgrid: rshape };
+        const ix: Expr[] = [];
+        let g = 0;
+        for (let a = 0; a < x.shape.length; a++) ix.push(axes.includes(a) ? E.ridx(axes.indexOf(a)) : E.idx(g++));
+        const body = ctx.at(x, ix, sp);
+        ctx.ops.push(r.op);
+        const epilogue = ctx.at(n, n.shape.map((_, a) => E.idx(a)), sp, true);
+        this.kernels.push({
+          kind: 'reduce', name: this.kname('r', [...n.shape, ...rshape], ctx.ops), ops: ctx.ops, inputs: ctx.inputs, output: out,
+          shape: n.shape, dtype: n.dtype, op: r.op === 'reduce_sum' ? 'sum' : 'max', rshape, body, epilogue,
+        });
+        return;
+      }
+      case 'reduce_window': {
+        const x = r.inputs[0];
+        const p = r.params;
+        const sp: IndexSpace = { grid: n.shape, rgrid: p.window };
+        const [, H, W] = x.shape;
+        const ih = E.isub(E.iadd(E.imul(E.idx(1), E.cI(p.strides[0])), E.ridx(0)), E.cI(p.padding[0][0]));
+        const iw = E.isub(E.iadd(E.imul(E.idx(2), E.cI(p.strides[1])), E.ridx(1)), E.cI(p.padding[1][0]));
+        const inb = E.bin('and', E.inBounds(ih, 0, H, sp), E.inBounds(iw, 0, W, sp), 'bool');
+        const clamp = (e: Expr) => E.select(inb, e, E.cI(0), 'i32');
+        const v = ctx.at(x, [E.idx(0), clamp(ih), clamp(iw), E.idx(3)], sp);
+        const body = E.select(inb, v, E.cF(p.op === 'max' ? -Infinity : 0), 'f32');
+        ctx.ops.push(`${r.op}_${p.op}`);
+        const epilogue = ctx.at(n, n.shape.map((_, a) => E.idx(a)), sp, true);
+        this.kernels.push({
+          kind: 'reduce', name: this.kname('r', [...n.shape, ...p.window], ctx.ops), ops: ctx.ops, inputs: ctx.inputs, output: out,
+          shape: n.shape, dtype: n.dtype, op: p.op, rshape: p.window, body, epilogue,
+        });
+        return;
+      }
+      case 'reduce_window_grad': {
+        const [x, dy] = r.inputs;
+        ctx.ops.push(`pool_grad_${r.params.op}`);
+        this.kernels.push({
+          kind: 'pool_grad', name: this.kname('P', x.shape, ctx.ops), ops: ctx.ops, inputs: [this.buf.get(x.id)!, this.buf.get(dy.id)!], output: out,
+          shape: x.shape, dtype: 'f32', op: r.params.op, window: r.params.window, strides: r.params.strides, padding: r.params.padding, dyShape: dy.shape,
+        });
+        return;
+      }
+      case 'dot': {
+        const [a, b] = r.inputs;
+        const rank = r.shape.length;
+        const M = r.shape[rank - 2];
+        const N = r.shape[rank - 1];
+        const K = a.shape[rank - 1];
+        const batch = numel(r.shape.slice(0, rank - 2));
+        const va = this.view3(a, batch);
+        const vb = this.view3(b, batch);
+        const grid = [batch, M, N];
+        const sp: IndexSpace = { grid, rgrid: [] };
+        const ia = ctx.inputIndex(va.base);
+        const ib = ctx.inputIndex(vb.base);
+        ctx.ops.push('dot');
+        const outIx = [...E.unlinear(E.idx(0), r.shape.slice(0, rank - 2), sp), E.idx(1), E.idx(2)];
+        const epilogue = ctx.at(n, outIx, sp, true);
+        this.kernels.push({
+          kind: 'matmul', name: this.kname('m', [batch, M, N, K], ctx.ops), ops: ctx.ops, inputs: ctx.inputs, output: out, shape: grid, dtype: 'f32', k: K,
+          a: { input: ia, offset: va.offset, strides: va.strides }, b: { input: ib, offset: vb.offset, strides: vb.strides }, epilogue,
+        });
+        return;
+      }
+      case 'conv': {
+        const [x, w] = r.inputs;
+        const p = r.params;
+        const [N, H, W, C] = x.shape;
+        const [KH, KW, , O] = w.shape;
+        const [, OH, OW] = r.shape;
+        // im2col: patches[m, q] with m = (n, oh, ow) and q = (kh, kw, c).
+        const Mr = N * OH * OW;
+        const Kq = KH * KW * C;
+        const pshape = [Mr, Kq];
+        const psp: IndexSpace = { grid: pshape, rgrid: [] };
+        const pctx = new KernelCtx(this, null);
+        const [nn, oh, ow] = E.unlinear(E.idx(0), [N, OH, OW], psp);
+        const [kh, kw, c] = E.unlinear(E.idx(1), [KH, KW, C], psp);
+        const conds: Expr[] = [];
+        const coord = (o: Expr, k: Expr, i: 0 | 1, size: number) => {
+          const d = E.isub(E.iadd(E.imul(o, E.cI(p.strides[i])), E.imul(k, E.cI(p.rhsDilation[i]))), E.cI(p.padding[i][0]));
+          const ld = p.lhsDilation[i];
+          conds.push(E.inBounds(d, 0, (size - 1) * ld + 1, psp));
+          if (ld > 1) conds.push(E.bin('equal', E.imod(E.select(E.inBounds(d, 0, (size - 1) * ld + 1, psp), d, E.cI(0), 'i32'), ld, psp), E.cI(0), 'bool'));
+          return ld > 1 ? E.idiv(E.select(E.inBounds(d, 0, (size - 1) * ld + 1, psp), d, E.cI(0), 'i32'), ld, psp) : d;
+        };
+        const ihRaw = coord(oh, kh, 0, H);
+        const iwRaw = coord(ow, kw, 1, W);
+        const inb = conds.reduce((acc, e) => E.bin('and', acc, e, 'bool'), E.cB(true));
+        const clamp = (e: Expr) => E.select(inb, e, E.cI(0), 'i32');
+        const v = pctx.at(x, [nn, clamp(ihRaw), clamp(iwRaw), c], psp);
+        pctx.ops.push('im2col');
+        const pid = this.newBuffer('f32', pshape, 'temp', '');
+        this.kernels.push({
+          kind: 'elementwise', name: this.kname('E', pshape, pctx.ops), ops: pctx.ops, inputs: pctx.inputs, output: pid, shape: pshape, dtype: 'f32',
+          expr: E.select(inb, v, E.cF(0), 'f32'),
+        });
+        const grid = [1, Mr, O];
+        const sp: IndexSpace = { grid, rgrid: [] };
+        const ia = ctx.inputBuffer(pid);
+        const vw = this.viewOf(w)!;
+        const ib = ctx.inputIndex(vw.base);
+        ctx.ops.push('conv');
+        const outIx = [...E.unlinear(E.idx(1), [N, OH, OW], sp), E.idx(2)];
+        const epilogue = ctx.at(n, outIx, sp, true);
+        this.kernels.push({
+          kind: 'matmul', name: this.kname('m', [1, Mr, O, Kq], ctx.ops), ops: ctx.ops, inputs: ctx.inputs, output: out, shape: grid, dtype: 'f32', k: Kq,
+          a: { input: ia, offset: 0, strides: [0, Kq, 1] }, b: { input: ib, offset: vw.offset, strides: [0, O, 1] }, epilogue,
+        });
+        return;
+      }
+      default:
+        throw new Error(`fuse: ${r.op} is not a reduction`);
+    }
+  }
+
+  /** (batch, rows, cols) strides of a dot operand whose leading axes flatten into the batch. */
+  private view3(n: Node, batch: number): { base: Node; offset: number; strides: [number, number, number] } {
+    const v = this.viewOf(n);
+    if (!v) throw new Error(`fuse: dot operand ${n.op} is not a view (materialization rule missed it)`);
+    const r = n.shape.length;
+    const bshape = n.shape.slice(0, r - 2);
+    const bst = reshapeStrides(bshape, v.strides.slice(0, r - 2), [batch]);
+    if (!bst) throw new Error('fuse: dot batch axes do not flatten to one stride');
+    return { base: v.base, offset: v.offset, strides: [batch === 1 ? 0 : bst[0], v.strides[r - 2], v.strides[r - 1]] };
+  }
+
+  isMaterialized(n: Node): boolean {
+    return this.materialized.has(n.id);
+  }
+  bufferOf(n: Node): number {
+    const b = this.buf.get(n.id);
+    if (b === undefined) throw new Error(`fuse: ${n.op} is materialized but has no buffer yet (schedule order bug)`);
+    return b;
+  }
+}
+
+/**
+ * Strides for viewing a strided tensor of `shape` as `to` without copying, or null when the axes
+ * merged by the reshape are not laid out one inside the other (numpy's no-copy reshape rule).
+ */
+export function reshapeStrides(shape: Shape, strides: readonly number[], to: Shape): number[] | null {
+  const od: number[] = [];
+  const os: number[] = [];
+  shape.forEach((d, i) => {
+    if (d !== 1) {
+      od.push(d);
+      os.push(strides[i]);
+    }
+  });
+  const keep = to.map((d, i) => (d !== 1 ? i : -1)).filter((i) => i >= 0);
+  const nd = keep.map((i) => to[i]);
+  const ns = new Array<number>(nd.length).fill(0);
+  let oi = 0;
+  let ni = 0;
+  while (ni < nd.length && oi < od.length) {
+    let np = nd[ni];
+    let op = od[oi];
+    let nj = ni + 1;
+    let oj = oi + 1;
+    while (np !== op) {
+      if (np < op) np *= nd[nj++];
+      else op *= od[oj++];
+    }
+    for (let k = oi; k < oj - 1; k++) if (os[k] !== od[k + 1] * os[k + 1]) return null;
+    ns[nj - 1] = os[oj - 1];
+    for (let k = nj - 1; k > ni; k--) ns[k - 1] = ns[k] * nd[k];
+    ni = nj;
+    oi = oj;
+  }
+  if (ni !== nd.length || oi !== od.length) return null;
+  const out = new Array<number>(to.length).fill(0);
+  keep.forEach((i, k) => (out[i] = ns[k]));
+  return out;
+}
+
+/** Builds one kernel's expressions: tracks the kernel's input buffers and the fused ops. */
+class KernelCtx {
+  readonly inputs: number[] = [];
+  readonly ops: string[] = [];
+  constructor(private readonly fz: Fuser, private readonly reduction: Node | null) {}
+
+  inputBuffer(id: number): number {
+    let i = this.inputs.indexOf(id);
+    if (i < 0) i = this.inputs.push(id) - 1;
+    return i;
+  }
+  inputIndex(n: Node): number {
+    return this.inputBuffer(this.fz.bufferOf(n));
+  }
+
+  private load(n: Node, lin: Expr): Expr {
+    return { k: 'load', input: this.inputIndex(n), index: lin, dtype: n.dtype };
+  }
+
+  /** The value of element `ix` of node `n`, as an expression. */
+  at(n: Node, ix: readonly Expr[], sp: IndexSpace, top = false): Expr {
+    if (n === this.reduction && !top) return { k: 'acc' };
+    if (this.fz.isMaterialized(n) && !top) return this.load(n, E.linear(ix, n.shape));
+    if (n === this.reduction) return { k: 'acc' };
+    const sub = (x: Node, i: readonly Expr[]) => this.at(x, i, sp);
+    const rec = (op: string) => this.ops.push(op);
+    switch (n.op) {
+      case 'input':
+        return this.load(n, E.linear(ix, n.shape));
+      case 'constant':
+        return { k: 'const', dtype: n.dtype, value: n.params.value };
+      case 'iota':
+        return n.dtype === 'i32' ? ix[n.params.axis] : { k: 'cast', a: ix[n.params.axis], dtype: n.dtype };
+      case 'random_uniform':
+        rec('random');
+        return { k: 'rand', seed: n.params.seed, key: sub(n.inputs[0], []), index: E.linear(ix, n.shape), dtype: 'f32' };
+      case 'neg':
+      case 'exp':
+      case 'log':
+      case 'sqrt':
+      case 'recip':
+      case 'tanh': {
+        const a = sub(n.inputs[0], ix);
+        rec(n.op);
+        return E.un(n.op as UnOp, a, n.dtype);
+      }
+      case 'add':
+      case 'sub':
+      case 'mul':
+      case 'div':
+      case 'max':
+      case 'min':
+      case 'pow':
+      case 'less':
+      case 'equal': {
+        const a = sub(n.inputs[0], ix);
+        const b = sub(n.inputs[1], ix);
+        rec(n.op);
+        return E.bin(n.op as BinOp, a, b, n.dtype);
+      }
+      case 'select': {
+        const [c, a, b] = n.inputs.map((x) => sub(x, ix));
+        rec('select');
+        return E.select(c, a, b, n.dtype);
+      }
+      case 'cast': {
+        const a = sub(n.inputs[0], ix);
+        rec('cast');
+        return { k: 'cast', a, dtype: n.dtype };
+      }
+      case 'reshape': {
+        const x = n.inputs[0];
+        const lin = E.linear(ix, n.shape);
+        if (this.fz.isMaterialized(x)) return this.load(x, lin);
+        return sub(x, E.unlinear(lin, x.shape, sp));
+      }
+      case 'transpose': {
+        const inIx = new Array<Expr>(ix.length);
+        n.params.perm.forEach((p, i) => (inIx[p] = ix[i]));
+        return sub(n.inputs[0], inIx);
+      }
+      case 'broadcast': {
+        const x = n.inputs[0];
+        return sub(x, n.params.axes.map((a, i) => (x.shape[i] === 1 ? E.cI(0) : ix[a])));
+      }
+      case 'slice':
+        return sub(n.inputs[0], ix.map((e, i) => E.iadd(e, E.cI(n.params.start[i]))));
+      case 'reverse':
+        return sub(n.inputs[0], ix.map((e, i) => (n.params.axes.includes(i) ? E.isub(E.cI(n.shape[i] - 1), e) : e)));
+      case 'pad': {
+        const x = n.inputs[0];
+        const shifted = ix.map((e, i) => E.isub(e, E.cI(n.params.lo[i])));
+        const inb = shifted.reduce<Expr>((acc, e, i) => E.bin('and', acc, E.inBounds(e, 0, x.shape[i], sp), 'bool'), E.cB(true));
+        const v = sub(x, shifted.map((e) => E.select(inb, e, E.cI(0), 'i32')));
+        rec('pad');
+        return E.select(inb, v, { k: 'const', dtype: n.dtype, value: n.params.value }, n.dtype);
+      }
+      case 'concat': {
+        const axis = n.params.axis;
+        let at = n.shape[axis];
+        let acc: Expr | null = null;
+        // Build from the last piece backwards: select(i < start_k, earlier, piece_k).
+        for (let k = n.inputs.length - 1; k >= 0; k--) {
+          const x = n.inputs[k];
+          at -= x.shape[axis];
+          const local = E.isub(ix[axis], E.cI(at));
+          const inPiece = E.inBounds(local, 0, x.shape[axis], sp);
+          const pix = ix.map((e, i) => (i === axis ? E.select(inPiece, local, E.cI(0), 'i32') : e));
+          const v = sub(x, pix);
+          acc = acc === null ? v : E.select(inPiece, v, acc, n.dtype);
+        }
+        rec('concat');
+        return acc!;
+      }
+      case 'reduce_sum':
+      case 'reduce_max':
+      case 'dot':
+      case 'conv':
+      case 'reduce_window':
+      case 'reduce_window_grad':
+        throw new Error(`fuse: ${n.op}#${n.id} reached inside another kernel (reduction ${this.reduction?.op}#${this.reduction?.id}) without being materialized`);
+      default:
+        return n satisfies never;
+    }
+  }
+}
