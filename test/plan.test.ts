@@ -1,0 +1,43 @@
+/**
+ * @file The memory plan: no two buffers that are live at the same time overlap, no kernel writes over
+ * one of its own inputs, inputs and outputs keep their own regions, and reuse makes the arena of the
+ * reference train step much smaller than the sum of its temporaries.
+ */
+import { describe, expect, it } from 'vitest';
+import model from '../examples/mnist-cnn.ts';
+import { fuse } from '../compiler/kernel/fuse.ts';
+import { bufferBytes, planMemory } from '../compiler/kernel/plan.ts';
+import { simplify } from '../compiler/passes/simplify.ts';
+
+describe('memory plan', () => {
+  for (const kind of ['predict', 'train'] as const) {
+    it(`${kind} step at batch 32: live buffers never overlap`, () => {
+      const p = fuse(simplify(model.stepFunction(kind, 32).func));
+      const plan = planMemory(p);
+      const live = new Map<number, [number, number]>();
+      const fixed = new Set([...p.inputs, ...p.outputs]);
+      p.kernels.forEach((k, i) => {
+        for (const b of [k.output, ...k.inputs]) {
+          const s = live.get(b);
+          live.set(b, s ? [s[0], i] : [fixed.has(b) ? -1 : i, i]);
+        }
+      });
+      for (const b of fixed) live.set(b, [-1, p.kernels.length]);
+      const ids = [...live.keys()];
+      for (const a of ids)
+        for (const c of ids) {
+          if (a >= c) continue;
+          const [a0, a1] = live.get(a)!;
+          const [c0, c1] = live.get(c)!;
+          if (a1 < c0 || c1 < a0) continue; // lifetimes disjoint (a write at i after a last read at i-1)
+          const ra = [plan.offsets[a], plan.offsets[a] + bufferBytes(p.buffers[a].shape)];
+          const rc = [plan.offsets[c], plan.offsets[c] + bufferBytes(p.buffers[c].shape)];
+          const overlap = ra[0] < rc[1] && rc[0] < ra[1];
+          if (overlap) throw new Error(`buffers ${a} and ${c} overlap while both live (${a0}-${a1}, ${c0}-${c1})`);
+        }
+      for (const o of plan.offsets) expect(o % 16).toBe(0);
+      expect(plan.totalBytes).toBeGreaterThanOrEqual(Math.max(...plan.offsets));
+      if (kind === 'train') expect(plan.stats.tempBytes).toBeLessThan(0.7 * plan.stats.tempBytesUnshared);
+    });
+  }
+});
