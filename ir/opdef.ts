@@ -53,3 +53,14 @@ export function checkAxes(axes: readonly number[], rank: number, what: string): 
     seen.add(a);
   }
 }
+
+/** A scalar `value` must be representable in `dtype` (constants and pad values). */
+export function checkValue(value: unknown, dtype: string, what: string): void {
+  if (typeof value !== 'number') fail(`${what} must be a number, got ${String(value)}`);
+  if (dtype === 'i32' && !(Number.isInteger(value) && value >= -2147483648 && value <= 2147483647)) fail(`${what} ${value} is not an i32`);
+  if (dtype === 'bool' && value !== 0 && value !== 1) fail(`${what} ${value} is not a bool (0 or 1)`);
+}
+
+export function checkShapeDims(shape: unknown, what: string): void {
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`${what}: bad shape [${String(shape)}]`);
+}

@@ -90,7 +90,8 @@ export const elementwiseOps: { readonly [O in Unary | Binary | 'select' | 'cast'
   }),
   pow: binary(F, 'same', (x, y) => Math.pow(x, y), (ct, x, y, out) => [
     b.mul(ct, b.mul(y, b.pow(x, b.sub(y, b.scalarLike(1, y))))),
-    b.mul(ct, b.mul(b.log(x), out)),
+    // d/dy x^y = log(x) x^y; at x = 0 take log(x) as 0 (0^y is constant in y for y > 0), as JAX does.
+    b.mul(ct, b.mul(b.select(b.equal(x, b.scalarLike(0, x)), b.scalarLike(0, x), b.log(x)), out)),
   ]),
   less: binary(NUM, 'bool', (x, y) => (x < y ? 1 : 0), nograd),
   equal: binary(ANY, 'bool', (x, y) => (x === y ? 1 : 0), nograd),
@@ -124,7 +125,8 @@ export const elementwiseOps: { readonly [O in Unary | Binary | 'select' | 'cast'
       const r = new Float64Array(numel(x.shape));
       for (let i = 0; i < r.length; i++) {
         const v = x.data[i];
-        r[i] = p.to === 'bool' ? (v !== 0 ? 1 : 0) : p.to === 'i32' ? Math.trunc(v) | 0 : v;
+        // f32 -> i32 saturates and maps NaN to 0, like Wasm's trunc_sat and WGSL's conversion.
+        r[i] = p.to === 'bool' ? (v !== 0 ? 1 : 0) : p.to === 'i32' ? (Number.isNaN(v) ? 0 : Math.max(-2147483648, Math.min(2147483647, Math.trunc(v)))) : v;
       }
       return r;
     },

@@ -7,7 +7,7 @@
  */
 import { uniformAt } from '../random.ts';
 import type { OpDef } from '../opdef.ts';
-import { expectDType, fail } from '../opdef.ts';
+import { checkValue, expectDType, fail } from '../opdef.ts';
 import type { Shape } from '../types.ts';
 import { DTYPES, numel, stridesOf } from '../types.ts';
 
@@ -27,8 +27,7 @@ export const leafOps: { readonly [O in 'input' | 'constant' | 'iota' | 'random_u
     type: (_i, p) => {
       checkShape(p.shape);
       if (!DTYPES.includes(p.dtype)) fail(`unknown dtype ${String(p.dtype)}`);
-      if (typeof p.value !== 'number') fail(`value must be a number`);
-      if (p.dtype !== 'f32' && !Number.isInteger(p.value)) fail(`${p.dtype} constant must be an integer, got ${p.value}`);
+      checkValue(p.value, p.dtype, 'value');
       return { dtype: p.dtype, shape: p.shape };
     },
     interp: (_i, p) => new Float64Array(numel(p.shape)).fill(p.value),
@@ -39,7 +38,7 @@ export const leafOps: { readonly [O in 'input' | 'constant' | 'iota' | 'random_u
     type: (_i, p) => {
       checkShape(p.shape);
       if (!Number.isInteger(p.axis) || p.axis < 0 || p.axis >= p.shape.length) fail(`axis ${p.axis} out of range`);
-      if (p.dtype === 'bool') fail('iota must be f32 or i32');
+      if (p.dtype !== 'f32' && p.dtype !== 'i32') fail(`iota must be f32 or i32, got ${String(p.dtype)}`);
       return { dtype: p.dtype, shape: p.shape };
     },
     interp: (_i, p) => {

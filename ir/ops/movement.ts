@@ -8,7 +8,7 @@
  */
 import * as b from '../builders.ts';
 import type { OpDef, Tensor64 } from '../opdef.ts';
-import { checkAxes, fail } from '../opdef.ts';
+import { checkAxes, checkShapeDims, checkValue, fail } from '../opdef.ts';
 import type { Shape } from '../types.ts';
 import { fmtShape, numel, stridesOf } from '../types.ts';
 
@@ -67,6 +67,7 @@ export const movementOps: {
   broadcast: {
     arity: 1,
     type: ([x], p) => {
+      checkShapeDims(p.shape, 'shape');
       if (p.axes.length !== x.shape.length) fail(`axes (${p.axes}) must map each of the ${x.shape.length} operand axes`);
       checkAxes(p.axes, p.shape.length, 'axes');
       for (let i = 1; i < p.axes.length; i++) if (p.axes[i] <= p.axes[i - 1]) fail(`axes (${p.axes}) must increase`);
@@ -114,7 +115,7 @@ export const movementOps: {
       checkPerDim(p.lo, x.shape.length, 'lo');
       checkPerDim(p.hi, x.shape.length, 'hi');
       if (p.lo.some((v) => v < 0) || p.hi.some((v) => v < 0)) fail(`padding must be non-negative (slice to crop)`);
-      if (typeof p.value !== 'number') fail('value must be a number');
+      checkValue(p.value, x.dtype, 'value');
       return { dtype: x.dtype, shape: x.shape.map((d, i) => d + p.lo[i] + p.hi[i]) };
     },
     interp: ([x], p, out) => {
