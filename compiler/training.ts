@@ -178,6 +178,7 @@ export class SequentialModel extends Model {
     const c = this.compiled ?? fail('evaluate: call model.compile({optimizer, loss}) first');
     const xs = checkInputs(x, this.inputShape, 'x');
     const ys = checkLabels(y, c.loss, this.outputShape, xs.n, 'y');
+    if (xs.n === 0) fail('evaluate: x has no samples');
     return this.evaluateArrays(xs.data, ys, xs.n, opts.batchSize ?? 32, opts.backend);
   }
 

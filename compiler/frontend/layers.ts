@@ -104,7 +104,7 @@ class DenseLayer extends Layer {
   constructor(readonly units: number, opts: DenseOptions = {}) {
     super(opts, 'dense');
     if (!Number.isInteger(units) || units < 1) fail(`Dense: units must be a positive integer, got ${String(units)}`);
-    this.activation = checkActivation(opts.activation, 'Dense');
+    this.activation = checkActivation(opts.activation, opts.name ? `Dense '${opts.name}'` : 'Dense');
     this.useBias = opts.useBias ?? true;
     this.kernelInit = checkInitializer(opts.kernelInitializer ?? 'glorot_uniform', 'Dense kernelInitializer');
     this.biasInit = checkInitializer(opts.biasInitializer ?? 'zeros', 'Dense biasInitializer');
@@ -152,7 +152,7 @@ class Conv2DLayer extends Layer {
     this.strides = pair(opts.strides, [1, 1], 'strides', 'Conv2D');
     this.dilation = pair(opts.dilationRate, [1, 1], 'dilationRate', 'Conv2D');
     this.padding = paddingMode(opts.padding, 'Conv2D');
-    this.activation = checkActivation(opts.activation, 'Conv2D');
+    this.activation = checkActivation(opts.activation, opts.name ? `Conv2D '${opts.name}'` : 'Conv2D');
     this.useBias = opts.useBias ?? true;
     this.kernelInit = checkInitializer(opts.kernelInitializer ?? 'glorot_uniform', 'Conv2D kernelInitializer');
     this.biasInit = checkInitializer(opts.biasInitializer ?? 'zeros', 'Conv2D biasInitializer');
@@ -265,7 +265,7 @@ class ActivationLayer extends Layer {
   override readonly activation: ActivationName;
   constructor(activation: ActivationName, opts?: CommonOptions) {
     super(opts, 'activation');
-    this.activation = checkActivation(activation, 'Activation');
+    this.activation = checkActivation(activation, opts?.name ? `Activation '${opts.name}'` : 'Activation');
   }
   build(s: Shape): Built {
     return { outputShape: s, weights: [] };

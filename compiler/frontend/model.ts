@@ -144,6 +144,9 @@ export class Model {
     const loss = checkLoss(cfg.loss);
     const metrics = (cfg.metrics ?? []).map(checkMetric);
     labelType(loss, this.outputShape, 1); // rejects a loss that cannot apply to this output
+    if (metrics.includes('accuracy') && loss === 'categorical_crossentropy' && this.outputShape.length !== 1) {
+      fail(`compile: accuracy with categorical_crossentropy needs a model output of rank 1 per sample, got ${fmtShape(this.outputShape)}`);
+    }
     this.compiled = { optimizer, loss, metrics: [...new Set(metrics)] };
     // Fresh optimizer state, as Keras does when a model is compiled again.
     for (const k of [...this.state.keys()]) if (!this.weightInfo.some((w) => w.name === k)) this.state.delete(k);

@@ -22,23 +22,29 @@ function lr(v: number | undefined, dflt: number, who: string): number {
   return x;
 }
 
+function inRange(v: number | undefined, dflt: number, lo: number, hi: number, name: string, who: string): number {
+  const x = v ?? dflt;
+  if (typeof x !== 'number' || !(x >= lo && x < hi)) fail(`${who}: ${name} must be in [${lo}, ${hi}), got ${String(v)}`);
+  return x;
+}
+
 export const SGD = (o: { learningRate?: number; momentum?: number } = {}): Optimizer => ({
   kind: 'sgd',
   learningRate: lr(o.learningRate, 0.01, 'SGD'),
-  momentum: o.momentum ?? 0,
+  momentum: inRange(o.momentum, 0, 0, 1, 'momentum', 'SGD'),
 });
 export const Adam = (o: { learningRate?: number; beta1?: number; beta2?: number; epsilon?: number } = {}): Optimizer => ({
   kind: 'adam',
   learningRate: lr(o.learningRate, 0.001, 'Adam'),
-  beta1: o.beta1 ?? 0.9,
-  beta2: o.beta2 ?? 0.999,
-  epsilon: o.epsilon ?? 1e-7,
+  beta1: inRange(o.beta1, 0.9, 0, 1, 'beta1', 'Adam'),
+  beta2: inRange(o.beta2, 0.999, 0, 1, 'beta2', 'Adam'),
+  epsilon: inRange(o.epsilon, 1e-7, Number.MIN_VALUE, Infinity, 'epsilon', 'Adam'),
 });
 export const RMSprop = (o: { learningRate?: number; rho?: number; epsilon?: number } = {}): Optimizer => ({
   kind: 'rmsprop',
   learningRate: lr(o.learningRate, 0.001, 'RMSprop'),
-  rho: o.rho ?? 0.9,
-  epsilon: o.epsilon ?? 1e-7,
+  rho: inRange(o.rho, 0.9, 0, 1, 'rho', 'RMSprop'),
+  epsilon: inRange(o.epsilon, 1e-7, Number.MIN_VALUE, Infinity, 'epsilon', 'RMSprop'),
 });
 
 const NAMED: Record<string, () => Optimizer> = { sgd: SGD, adam: Adam, rmsprop: RMSprop, SGD, Adam, RMSprop, RMSProp: RMSprop };
