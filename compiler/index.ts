@@ -15,3 +15,7 @@ export { DlcError } from './frontend/errors.ts';
 export { registerBackend, availableBackends } from './backend.ts';
 export type { BackendName, Session } from './backend.ts';
 export { loadMnist } from './mnist.ts';
+export { printFunc } from '../ir/print.ts';
+export { compileStep, PASS_NAMES } from './pipeline.ts';
+export type { PassName, Compiled as CompiledStep } from './pipeline.ts';
+export { printProgram } from './kernel/print.ts';

@@ -1,0 +1,180 @@
+/**
+ * @file End-to-end tests of the `dlc` command line: each test spawns `node bin/dlc.js` as a user
+ * would, against the built dist/ (rebuilt first when any source is newer than it), and checks exit
+ * codes and output. These are the only tests that go through the bundles, so they also guard the
+ * build's promise that the CLI and a model file share one library instance.
+ */
+import { execFile } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bin = path.join(root, 'bin', 'dlc.js');
+const example = 'examples/mnist-cnn.ts';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: readonly string[], script = bin): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [script, ...args], { cwd: root, maxBuffer: 64 << 20, env: { ...process.env, NO_COLOR: '1' } }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Newest modification time of the files under `dir` (recursively), or of `dir` if it is a file. */
+function newest(p: string): number {
+  if (!existsSync(p)) return 0;
+  const st = statSync(p);
+  if (!st.isDirectory()) return st.mtimeMs;
+  return Math.max(0, ...readdirSync(p).map((f) => newest(path.join(p, f))));
+}
+
+beforeAll(async () => {
+  const outputs = ['dist/dlc.js', 'dist/cli.js'].map((f) => path.join(root, f));
+  const built = Math.min(...outputs.map((f) => (existsSync(f) ? statSync(f).mtimeMs : 0)));
+  const sources = Math.max(...['compiler', 'ir', 'cli', 'runtime', 'scripts', 'package.json'].map((f) => newest(path.join(root, f))));
+  if (built > sources) return;
+  const r = await run([], path.join(root, 'scripts', 'build.mjs'));
+  if (r.code !== 0) throw new Error(`build failed:\n${r.stdout}${r.stderr}`);
+});
+
+describe('dlc', () => {
+  it('summary prints the Keras layer table', async () => {
+    const r = await run(['summary', example]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('conv2d (Conv2D)');
+    expect(r.stdout).toContain('Total params: 241,546');
+  });
+
+  it('ir prints the train step, byte-identical across runs', async () => {
+    const [a, b] = await Promise.all([run(['ir', example]), run(['ir', example])]);
+    expect(a.code).toBe(0);
+    expect(a.stdout.startsWith('func @')).toBe(true);
+    expect(a.stdout).toBe(b.stdout);
+  });
+
+  it('ir --after frontend is the smaller graph without gradients', async () => {
+    const [fe, ad] = await Promise.all([run(['ir', example, '--after', 'frontend', '--batch-size', '4']), run(['ir', example, '--batch-size', '4'])]);
+    expect(fe.code).toBe(0);
+    expect(fe.stdout.startsWith('func @')).toBe(true);
+    expect(fe.stdout.length).toBeLessThan(ad.stdout.length);
+  });
+
+  it('ir rejects an unknown pass, naming the valid ones', async () => {
+    const r = await run(['ir', example, '--after', 'nope']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/frontend.*autodiff/);
+  });
+
+  it.each([['dlc', []], ['dlc summary', ['summary']], ['dlc ir', ['ir']], ['dlc train', ['train']]])('%s --help', async (_name, cmd) => {
+    for (const flag of ['--help', '-h']) {
+      const r = await run([...cmd, flag]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^(Usage|dlc)/);
+      expect(r.stdout).toContain('Usage: dlc');
+    }
+  });
+
+  it('train --help lists its flags', async () => {
+    const r = await run(['train', '--help']);
+    for (const f of ['--epochs', '--batch-size', '--train-samples', '--test-samples', '--backend', '--seed']) expect(r.stdout).toContain(f);
+  });
+
+  it.each([
+    ['unknown flag', ['summary', example, '--bogus']],
+    ['flag without its value', ['train', example, '--epochs']],
+    ['bad integer', ['train', example, '--epochs', 'two']],
+    ['unknown command', ['frobnicate', example]],
+    ['unknown backend name', ['train', example, '--backend', 'cuda']],
+    ['missing model argument', ['summary']],
+    ['missing model file', ['summary', 'examples/no-such-model.ts']],
+  ])('%s: one-line error, exit 2', async (_what, args) => {
+    const r = await run(args);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^error: [^\n]+\n$/);
+  });
+
+  it('bare dlc prints usage and exits 2', async () => {
+    const r = await run([]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('Usage: dlc');
+  });
+
+  describe('model files', () => {
+    let dir = '';
+    beforeAll(() => {
+      dir = mkdtempSync(path.join(os.tmpdir(), 'dlc-cli-test-'));
+      return () => rmSync(dir, { recursive: true, force: true });
+    });
+    const write = (name: string, text: string) => {
+      const f = path.join(dir, name);
+      writeFileSync(f, text);
+      return f;
+    };
+
+    it('a library error is one line without a stack, exit 1', async () => {
+      const f = write('bad.ts', "import { Dense, Sequential } from 'dlc';\nexport default Sequential([Dense(10)]);\n");
+      const r = await run(['summary', f]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^error: Sequential: .*inputShape[^\n]*\n$/);
+    });
+
+    it('a file without a model export says what to export', async () => {
+      const r = await run(['summary', write('none.ts', 'export const x = 1;\n')]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("default export or as 'model'");
+    });
+
+    it('a .js model with a named export and its own relative imports loads', async () => {
+      write('head.js', "import { Dense } from 'dlc';\nexport const head = () => Dense(10, { activation: 'softmax', inputShape: [4] });\n");
+      const f = write('model.js', "import { Sequential } from 'dlc';\nimport { head } from './head.js';\nexport const model = Sequential([head()]);\n");
+      const r = await run(['summary', f]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('Total params: 50');
+    });
+  });
+
+  it('bin/dlc.js without dist/ asks for a build', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'dlc-nodist-'));
+    try {
+      cpSync(bin, path.join(dir, 'bin', 'dlc.js'));
+      const r = await run([], path.join(dir, 'bin', 'dlc.js'));
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^error: .*npm run build[^\n]*\n$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('train runs a few steps on the interp backend and reports test accuracy', async () => {
+    const r = await run(['train', example, '--backend', 'interp', '--train-samples', '64', '--test-samples', '32', '--batch-size', '32']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/test accuracy: \d\.\d{4}/);
+  });
+
+  it('train names the available backends when one is missing', async () => {
+    const missing = ['wasm', 'webgpu'];
+    // Which backends exist depends on the build; ask one that is not registered, if any.
+    const help = await run(['train', '--help']);
+    const avail = /available here: ([a-z, ]+)\./.exec(help.stdout)?.[1].split(', ') ?? [];
+    const name = missing.find((b) => !avail.includes(b));
+    if (!name) return;
+    const r = await run(['train', example, '--backend', name]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`backend '${name}' is not available; available: ${avail.join(', ')}`);
+  });
+});
