@@ -24,7 +24,10 @@ export interface Session {
   readonly backend: BackendName;
   readonly batch: number;
   load(state: ReadonlyMap<string, Float32Array | Int32Array>): void;
+  /** Copy the state out. May throw if the newest state is on a device and `flush` was not awaited. */
   store(state: Map<string, Float32Array | Int32Array>): void;
+  /** Bring the newest state within reach of `store` (a device read-back; a no-op for host memory). */
+  flush(): Promise<void>;
   /** One optimizer step; returns the batch's loss and metrics. */
   train(batch: Batch): Promise<Record<string, number>>;
   evaluate(batch: Batch): Promise<Record<string, number>>;
@@ -72,6 +75,7 @@ class InterpSession implements Session {
   store(state: Map<string, Float32Array | Int32Array>): void {
     for (const [k, v] of this.state) state.set(k, v.slice());
   }
+  async flush(): Promise<void> {}
   private scalars(step: StepFunction, outs: { data: Float64Array }[]): Record<string, number> {
     const r: Record<string, number> = {};
     for (const [name, i] of step.results) r[name] = outs[i].data[0];

@@ -13,6 +13,9 @@ export { Model } from './frontend/model.ts';
 export type { CompileConfig, StepFunction, StepKind } from './frontend/model.ts';
 export { DlcError } from './frontend/errors.ts';
 export { registerBackend, availableBackends } from './backend.ts';
+// Importing a backend registers it. WebGPU loads its Node driver only when a device is requested.
+import './backends/wasm.ts';
+import './backends/webgpu.ts';
 export type { BackendName, Session } from './backend.ts';
 export { loadMnist } from './mnist.ts';
 export { printFunc } from '../ir/print.ts';

@@ -22,7 +22,7 @@ import { numel } from '../ir/types.ts';
 import { ProgressBar } from './progress.ts';
 
 export interface RunOptions {
-  /** Which backend runs the steps (default: `setDefaultBackend`, initially 'interp'). */
+  /** Which backend runs the steps (default: `setDefaultBackend`, initially 'wasm'). */
   backend?: BackendName;
   batchSize?: number;
 }
@@ -44,7 +44,7 @@ export interface History {
   readonly history: Record<string, number[]>;
 }
 
-let defaultBackend: BackendName = 'interp';
+let defaultBackend: BackendName = 'wasm';
 export function setDefaultBackend(b: BackendName): void {
   if (!backendFactory(b)) fail(`setDefaultBackend: backend '${b}' is not available; available: ${availableBackends().join(', ')}`);
   defaultBackend = b;
@@ -70,6 +70,7 @@ export class SequentialModel extends Model {
       entry = undefined;
     }
     if (!entry) {
+      await this.owner?.flush();
       this.syncFromOwner();
       entry = { session: await make(this, batch), version: this.version };
       this.sessions.set(key, entry);
@@ -78,6 +79,7 @@ export class SequentialModel extends Model {
       return entry.session;
     }
     if (this.owner !== entry.session) {
+      await this.owner?.flush();
       this.syncFromOwner();
       entry.session.load(this.state);
       this.owner = entry.session;
@@ -87,6 +89,14 @@ export class SequentialModel extends Model {
 
   private syncFromOwner(): void {
     if (this.owner) this.owner.store(this.state);
+  }
+
+  /**
+   * Make the newest weights readable by `getWeights`/`readState`. `fit` does this when it ends; after
+   * `trainOnBatch` on a device backend (WebGPU, whose reads are asynchronous) call it yourself.
+   */
+  async sync(): Promise<void> {
+    await this.owner?.flush();
   }
 
   override getWeights(): Tensor[] {
@@ -159,8 +169,8 @@ export class SequentialModel extends Model {
         const parts = Object.entries(logs).map(([k, v]) => `${k}: ${v.toFixed(4)}`).join(' - ');
         if (verbose === 2 || val) process.stdout.write(`epoch ${e + 1}: ${secs.toFixed(1)}s - ${(seen / secs).toFixed(0)} samples/s - ${parts}\n`);
       }
-      void session;
     }
+    await session.flush();
     return history;
   }
 

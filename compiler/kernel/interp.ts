@@ -60,7 +60,7 @@ function ev(e: Expr, env: Env): number {
         case 'div':
           return int ? (b === 0 ? 0 : Math.trunc(a / b) | 0) : a / b;
         case 'mod':
-          return b === 0 ? 0 : a % b | 0;
+          return int ? (b === 0 ? 0 : a % b | 0) : a % b;
         case 'max':
           return Math.max(a, b);
         case 'min':
@@ -81,7 +81,8 @@ function ev(e: Expr, env: Env): number {
       return ev(e.c, env) ? ev(e.a, env) : ev(e.b, env);
     case 'cast': {
       const a = ev(e.a, env);
-      return e.dtype === 'bool' ? (a !== 0 ? 1 : 0) : e.dtype === 'i32' ? Math.trunc(a) | 0 : a;
+      // f32 -> i32 saturates and maps NaN to 0, as the graph reference does.
+      return e.dtype === 'bool' ? (a !== 0 ? 1 : 0) : e.dtype === 'i32' ? (Number.isNaN(a) ? 0 : Math.max(-2147483648, Math.min(2147483647, Math.trunc(a)))) : a;
     }
     case 'rand':
       return uniformAt(e.seed, ev(e.key, env) | 0, ev(e.index, env));

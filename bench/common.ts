@@ -1,0 +1,370 @@
+/**
+ * @file What every benchmarked system shares: the protocol (step counts, batch sizes), the reference
+ * model's shapes and FLOP count, the deterministic initial weights (Keras layout), the MNIST batches,
+ * the timing loop (median ms/step), peak-RSS sampling and the loss sanity check.
+ *
+ * A system plugs in as a `Runner`: `trainStep` (one optimizer step on a host batch of 32, finished
+ * and synchronised before it resolves) and `predict` (host batch in, host softmax probabilities out).
+ * `measure` drives both through the same protocol for every system, so differences in the table come
+ * from the systems and not from the harness. Host-to-device copies and the read-back of results are
+ * inside the timed region for every system, as they are for a user calling the API.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+
+// ------------------------------------------------------------------------------------ protocol
+
+export const TRAIN_BATCH = 32;
+export const TRAIN_WARMUP = 3;
+export const TRAIN_STEPS = 20;
+export const INFER_BATCH = 32;
+export const INFER_WARMUP = 3;
+export const INFER_BATCHES = 20;
+export const INFER1_WARMUP = 5;
+export const INFER1_SAMPLES = 100;
+/** Test samples on which the loss is computed before and after training (the sanity check). */
+export const LOSS_SAMPLES = 256;
+/** Samples whose initial outputs are compared across systems. */
+export const PROBE_SAMPLES = 8;
+export const LEARNING_RATE = 1e-3;
+
+export type Mode = 'train b32' | 'infer b32' | 'infer b1';
+export const MODES: readonly Mode[] = ['train b32', 'infer b32', 'infer b1'];
+
+// ------------------------------------------------------------------------------------ the model
+
+/** The reference model (examples/mnist-cnn.ts): 3x3 valid convs, 2x2 max pools, two dense layers. */
+export const CONVS = [
+  { cin: 1, cout: 32, inHW: 28 },
+  { cin: 32, cout: 64, inHW: 13 },
+  { cin: 64, cout: 128, inHW: 5 },
+] as const;
+export const KSIZE = 3;
+export const FLAT = 3 * 3 * 128;
+export const HIDDEN = 128;
+export const CLASSES = 10;
+
+/** Multiply-adds per sample of the forward pass (convs and dense layers; pools and activations not counted). */
+export function forwardMacsPerSample(): number {
+  let macs = 0;
+  for (const c of CONVS) {
+    const out = c.inHW - KSIZE + 1;
+    macs += out * out * c.cout * KSIZE * KSIZE * c.cin;
+  }
+  return macs + FLAT * HIDDEN + HIDDEN * CLASSES;
+}
+export const FWD_FLOPS = 2 * forwardMacsPerSample();
+/** Training counts as forward + two backward matmul-sized passes. */
+export const TRAIN_FLOPS = 3 * FWD_FLOPS;
+
+export interface WeightInit {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
+/** mulberry32: a small seeded PRNG, so every system starts from bit-identical weights. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Glorot-uniform kernels and zero biases in Keras layout and order: conv kernels HWIO
+ * [3,3,cin,cout], dense kernels [in,out], each followed by its bias.
+ */
+export function initialWeights(seed = 42): WeightInit[] {
+  const r = rng(seed);
+  const glorot = (shape: number[], fanIn: number, fanOut: number): Float32Array => {
+    const lim = Math.sqrt(6 / (fanIn + fanOut));
+    const a = new Float32Array(shape.reduce((p, d) => p * d, 1));
+    for (let i = 0; i < a.length; i++) a[i] = (2 * r() - 1) * lim;
+    return a;
+  };
+  const ws: WeightInit[] = [];
+  CONVS.forEach((c, i) => {
+    const shape = [KSIZE, KSIZE, c.cin, c.cout];
+    ws.push({ name: `conv${i + 1}.kernel`, shape, data: glorot(shape, KSIZE * KSIZE * c.cin, KSIZE * KSIZE * c.cout) });
+    ws.push({ name: `conv${i + 1}.bias`, shape: [c.cout], data: new Float32Array(c.cout) });
+  });
+  ws.push({ name: 'dense1.kernel', shape: [FLAT, HIDDEN], data: glorot([FLAT, HIDDEN], FLAT, HIDDEN) });
+  ws.push({ name: 'dense1.bias', shape: [HIDDEN], data: new Float32Array(HIDDEN) });
+  ws.push({ name: 'dense2.kernel', shape: [HIDDEN, CLASSES], data: glorot([HIDDEN, CLASSES], HIDDEN, CLASSES) });
+  ws.push({ name: 'dense2.bias', shape: [CLASSES], data: new Float32Array(CLASSES) });
+  return ws;
+}
+
+// ------------------------------------------------------------------------------------ data
+
+/** The MNIST samples the bench uses, NHWC f32 pixels in [0,1] and i32 labels. */
+export interface BenchData {
+  readonly trainX: Float32Array;
+  readonly trainY: Int32Array;
+  readonly testX: Float32Array;
+  readonly testY: Int32Array;
+}
+
+export const PIXELS = 28 * 28;
+export const TRAIN_SAMPLES = (TRAIN_WARMUP + TRAIN_STEPS) * TRAIN_BATCH;
+export const TEST_SAMPLES = Math.max(LOSS_SAMPLES, INFER_BATCH * (INFER_WARMUP + INFER_BATCHES), INFER1_WARMUP + INFER1_SAMPLES);
+
+/** Write the bench's samples once (the parent does this) so each child process skips the 2 s JSON load. */
+export function saveBenchData(path: string, d: BenchData): void {
+  const header = new Int32Array([d.trainY.length, d.testY.length]);
+  const parts = [header, d.trainX, d.trainY, d.testX, d.testY];
+  const bytes = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), at);
+    at += p.byteLength;
+  }
+  writeFileSync(path, bytes);
+}
+
+export function loadBenchData(path: string): BenchData {
+  const buf = readFileSync(path);
+  const bytes = new Uint8Array(buf.byteLength);
+  bytes.set(buf);
+  const [nTrain, nTest] = new Int32Array(bytes.buffer, 0, 2);
+  let at = 8;
+  const f32 = (n: number) => {
+    const a = new Float32Array(bytes.buffer, at, n);
+    at += n * 4;
+    return a;
+  };
+  const i32 = (n: number) => {
+    const a = new Int32Array(bytes.buffer, at, n);
+    at += n * 4;
+    return a;
+  };
+  const trainX = f32(nTrain * PIXELS);
+  const trainY = i32(nTrain);
+  const testX = f32(nTest * PIXELS);
+  const testY = i32(nTest);
+  return { trainX, trainY, testX, testY };
+}
+
+const sliceX = (x: Float32Array, start: number, n: number) => x.subarray(start * PIXELS, (start + n) * PIXELS);
+
+// ------------------------------------------------------------------------------------ RSS
+
+/** Peak resident set size, sampled after every step and on a 20 ms timer while awaiting. */
+export class RssMeter {
+  peak = 0;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  sample(): number {
+    const rss = process.memoryUsage().rss;
+    if (rss > this.peak) this.peak = rss;
+    return rss;
+  }
+  start(): void {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), 20);
+    this.timer.unref();
+  }
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.sample();
+  }
+}
+
+export const MB = 1024 * 1024;
+
+// ------------------------------------------------------------------------------------ results
+
+export interface ModeResult {
+  readonly mode: Mode;
+  /** Timed steps (batches for train/infer b32, samples for infer b1). */
+  readonly steps: number;
+  readonly msMedian: number;
+  readonly msMin: number;
+  readonly msMax: number;
+  readonly samplesPerSec: number;
+  readonly gflops: number;
+}
+
+export interface SystemResult {
+  readonly id: string;
+  readonly system: string;
+  /** Caveats shown under the table (e.g. kernels we had to register). */
+  readonly notes: string[];
+  /** 'ok', or why this system has no numbers ('not built yet', an error message). */
+  readonly status: 'ok' | 'not built' | 'failed';
+  readonly reason?: string;
+  readonly modes: ModeResult[];
+  readonly lossBefore?: number;
+  readonly lossAfter?: number;
+  readonly peakRssMB?: number;
+  /** RSS growth across the timed train steps (a leak shows here). */
+  readonly rssDriftMB?: number;
+  /** Softmax outputs at the initial weights for the first PROBE_SAMPLES test samples (layout cross-check). */
+  readonly initProbe?: number[];
+  /** Wall time of each warm-up train step; the first includes compilation. */
+  readonly trainWarmupMs?: number[];
+  readonly setupMs?: number;
+}
+
+// ------------------------------------------------------------------------------------ the loop
+
+export interface Runner {
+  /** One optimizer step on a batch of TRAIN_BATCH samples; resolves once the step has finished. */
+  trainStep(x: Float32Array, y: Int32Array): Promise<void>;
+  /** Softmax probabilities [n, 10] for n samples (n is INFER_BATCH or 1). */
+  predict(x: Float32Array, n: number): Promise<Float32Array>;
+  dispose?(): void;
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Mean sparse categorical cross-entropy of the softmax outputs `probs` [n,10] against `labels`. */
+export function crossEntropy(probs: Float32Array, labels: Int32Array): number {
+  let s = 0;
+  for (let i = 0; i < labels.length; i++) s -= Math.log(Math.max(probs[i * CLASSES + labels[i]], 1e-7));
+  return s / labels.length;
+}
+
+async function lossOn(r: Runner, d: BenchData): Promise<{ loss: number; probe: number[] }> {
+  const probs = new Float32Array(LOSS_SAMPLES * CLASSES);
+  for (let s = 0; s < LOSS_SAMPLES; s += INFER_BATCH) {
+    const p = await r.predict(sliceX(d.testX, s, INFER_BATCH), INFER_BATCH);
+    probs.set(p.subarray(0, INFER_BATCH * CLASSES), s * CLASSES);
+  }
+  return { loss: crossEntropy(probs, d.testY.subarray(0, LOSS_SAMPLES)), probe: [...probs.subarray(0, PROBE_SAMPLES * CLASSES)] };
+}
+
+/**
+ * How far two systems' initial outputs differ, relative to how far they are from uniform: at the
+ * initial weights the softmax is close to 0.1 everywhere, so the loss alone cannot tell a transposed
+ * kernel from a right one, but the deviations from 0.1 can (about 1e-6 if equal, about 1 if not).
+ */
+export function probeDistance(a: readonly number[], b: readonly number[]): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += (a[i] - 1 / CLASSES) ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+function result(mode: Mode, times: number[], samplesPerStep: number): ModeResult {
+  const ms = median(times);
+  const sps = (samplesPerStep * 1000) / ms;
+  const flops = mode === 'train b32' ? TRAIN_FLOPS : FWD_FLOPS;
+  return { mode, steps: times.length, msMedian: ms, msMin: Math.min(...times), msMax: Math.max(...times), samplesPerSec: sps, gflops: (sps * flops) / 1e9 };
+}
+
+export interface MeasureOptions {
+  readonly modes?: readonly Mode[];
+  /** Override the number of timed samples for 'infer b1' (slow systems). */
+  readonly infer1Samples?: number;
+  readonly log?: (line: string) => void;
+}
+
+/**
+ * Run the protocol on one system: loss before, warm-up + timed train steps, loss after, then timed
+ * inference at batch 32 and batch 1. Every step is timed on its own; the table reports medians.
+ */
+export async function measure(r: Runner, d: BenchData, rss: RssMeter, opts: MeasureOptions = {}): Promise<Pick<SystemResult, 'modes' | 'lossBefore' | 'lossAfter' | 'rssDriftMB' | 'trainWarmupMs' | 'initProbe'>> {
+  const modes = opts.modes ?? MODES;
+  const log = opts.log ?? (() => {});
+  const out: ModeResult[] = [];
+  let lossAfter: number | undefined;
+  let rssDriftMB: number | undefined;
+  let trainWarmupMs: number[] | undefined;
+  const timeIt = async (f: () => Promise<unknown>): Promise<number> => {
+    const t0 = performance.now();
+    await f();
+    const t = performance.now() - t0;
+    rss.sample();
+    return t;
+  };
+
+  // Every system starts from the same weights, so this also cross-checks the weight layouts.
+  const init = await lossOn(r, d);
+  const lossBefore = init.loss;
+  log(`loss at the initial weights: ${lossBefore.toFixed(6)}`);
+  if (modes.includes('train b32')) {
+    const batch = (i: number) => [sliceX(d.trainX, i * TRAIN_BATCH, TRAIN_BATCH), d.trainY.subarray(i * TRAIN_BATCH, (i + 1) * TRAIN_BATCH)] as const;
+    const warm: number[] = [];
+    for (let i = 0; i < TRAIN_WARMUP; i++) warm.push(await timeIt(() => r.trainStep(...batch(i))));
+    log(`train warm-up ms: ${warm.map((t) => t.toFixed(0)).join(', ')}`);
+    trainWarmupMs = warm;
+    const rss0 = rss.sample();
+    const times: number[] = [];
+    for (let i = 0; i < TRAIN_STEPS; i++) times.push(await timeIt(() => r.trainStep(...batch(TRAIN_WARMUP + i))));
+    rssDriftMB = (rss.sample() - rss0) / MB;
+    out.push(result('train b32', times, TRAIN_BATCH));
+    log(`train b32: median ${median(times).toFixed(1)} ms/step, RSS drift over ${TRAIN_STEPS} steps ${rssDriftMB.toFixed(1)} MB`);
+    lossAfter = (await lossOn(r, d)).loss;
+    log(`loss after ${TRAIN_WARMUP + TRAIN_STEPS} steps: ${lossAfter.toFixed(4)}`);
+  }
+
+  if (modes.includes('infer b32')) {
+    const times: number[] = [];
+    for (let i = 0; i < INFER_WARMUP + INFER_BATCHES; i++) {
+      const t = await timeIt(() => r.predict(sliceX(d.testX, i * INFER_BATCH, INFER_BATCH), INFER_BATCH));
+      if (i >= INFER_WARMUP) times.push(t);
+    }
+    out.push(result('infer b32', times, INFER_BATCH));
+    log(`infer b32: median ${median(times).toFixed(2)} ms/batch`);
+  }
+
+  if (modes.includes('infer b1')) {
+    const n = opts.infer1Samples ?? INFER1_SAMPLES;
+    const times: number[] = [];
+    for (let i = 0; i < INFER1_WARMUP + n; i++) {
+      const t = await timeIt(() => r.predict(sliceX(d.testX, i, 1), 1));
+      if (i >= INFER1_WARMUP) times.push(t);
+    }
+    out.push(result('infer b1', times, 1));
+    log(`infer b1: median ${median(times).toFixed(2)} ms/sample`);
+  }
+  return { modes: out, lossBefore, lossAfter, rssDriftMB, trainWarmupMs, initProbe: init.probe };
+}
+
+/** A system's entry point in a child process: build it (timed as setup), then measure. Its table label lives in run.ts. */
+export interface SystemDef {
+  readonly id: string;
+  readonly notes?: string[];
+  readonly measure?: MeasureOptions;
+  /** Build the runner, or return a string saying why this system cannot run (e.g. 'not built yet'). */
+  setup(d: BenchData, log: (line: string) => void): Promise<Runner | { notBuilt: string } | { failed: string }>;
+}
+
+export async function runSystem(def: SystemDef, system: string, d: BenchData, log: (line: string) => void): Promise<SystemResult> {
+  const rss = new RssMeter();
+  rss.start();
+  const notes = [...(def.notes ?? [])];
+  const base = { id: def.id, system, notes };
+  try {
+    const t0 = performance.now();
+    const r = await def.setup(d, (l) => {
+      log(l);
+    });
+    const setupMs = performance.now() - t0;
+    if ('notBuilt' in r) return { ...base, status: 'not built', reason: r.notBuilt, modes: [] };
+    if ('failed' in r) return { ...base, status: 'failed', reason: r.failed, modes: [], peakRssMB: rss.peak / MB };
+    log(`setup ${setupMs.toFixed(0)} ms`);
+    const m = await measure(r, d, rss, { ...def.measure, log });
+    r.dispose?.();
+    rss.stop();
+    return { ...base, status: 'ok', ...m, peakRssMB: rss.peak / MB, setupMs };
+  } catch (e) {
+    rss.stop();
+    const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    log(`FAILED: ${msg}`);
+    if (e instanceof Error && e.stack) log(e.stack);
+    return { ...base, status: 'failed', reason: msg.split('\n')[0].slice(0, 300), modes: [], peakRssMB: rss.peak / MB };
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * @file The dlc rows of the benchmark: the reference model itself (examples/mnist-cnn.ts, compiled
+ * there with Adam at its default lr 1e-3 and sparse categorical cross-entropy), run through the public
+ * API: `model.trainOnBatch` and `model.predict` with `{backend, batchSize}`.
+ *
+ * `dlc-wasm` runs only when `availableBackends()` lists 'wasm'; otherwise its row says "not built yet".
+ * `dlc-interp` (the f64 reference interpreter) is measured at inference batch 1 only, for scale.
+ */
+import { existsSync } from 'node:fs';
+import { model } from '../examples/mnist-cnn.ts';
+import type { BackendName } from '../compiler/index.ts';
+import { availableBackends, tensor } from '../compiler/index.ts';
+import type { BenchData, Runner, SystemDef } from './common.ts';
+import { CLASSES, initialWeights, TRAIN_BATCH } from './common.ts';
+
+function dlcRunner(backend: BackendName): Runner {
+  model.setWeights(initialWeights().map((w) => tensor(w.data.slice(), w.shape, 'f32')));
+  return {
+    async trainStep(x: Float32Array, y: Int32Array): Promise<void> {
+      await model.trainOnBatch(tensor(x, [y.length, 28, 28, 1], 'f32'), tensor(y, [y.length], 'i32'), { backend, batchSize: TRAIN_BATCH });
+    },
+    async predict(x: Float32Array, n: number): Promise<Float32Array> {
+      const p = await model.predict(tensor(x, [n, 28, 28, 1], 'f32'), { backend, batchSize: n });
+      if (p.data.length !== n * CLASSES) throw new Error(`dlc predict returned ${p.data.length} values for ${n} samples`);
+      return p.data as Float32Array;
+    },
+  };
+}
+
+export const dlcWasm: SystemDef = {
+  id: 'dlc-wasm',
+  async setup(_d: BenchData) {
+    const have = availableBackends();
+    if (!have.includes('wasm')) {
+      const hint = existsSync('compiler/backends/wasm.ts') ? " (compiler/backends/wasm.ts exists, but importing 'dlc' does not register it)" : '';
+      return { notBuilt: `NOT BUILT YET: availableBackends() = [${have.join(', ')}] has no 'wasm'${hint}` };
+    }
+    return dlcRunner('wasm');
+  },
+};
+
+export const dlcInterp: SystemDef = {
+  id: 'dlc-interp',
+  notes: ['dlc-interp: the f64 reference interpreter (plain JS), inference at batch 1 only, for scale'],
+  measure: { modes: ['infer b1'] },
+  async setup(_d: BenchData) {
+    return dlcRunner('interp');
+  },
+};
