@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { BackendName, Model, PassName, StepKind } from '../compiler/index.ts';
-import { availableBackends, compileStep, DlcError, getDefaultBackend, loadMnist, PASS_NAMES, printFunc, printProgram, SequentialModel } from '../compiler/index.ts';
+import { availableBackends, compileStep, DlcError, getDefaultBackend, loadMnist, PASS_NAMES, printFunc, printProgram, SequentialModel, webgpuAdapterInfo } from '../compiler/index.ts';
 import { CliError, loadModel } from './load.ts';
 
 // ---- argument parsing ----
@@ -171,7 +171,16 @@ const COMMANDS: readonly Command[] = [
       'The interp backend is the exact f64 reference and slow; try --train-samples 1000 for a quick look.',
     ],
     async run(model, p) {
-      const backend = strFlag(p, 'backend') as BackendName | undefined;
+      let backend = strFlag(p, 'backend') as BackendName | undefined;
+      if (backend === 'webgpu') {
+        const adapter = await webgpuAdapterInfo();
+        if (!adapter) {
+          process.stderr.write('notice: no WebGPU adapter found; training on wasm instead\n');
+          backend = 'wasm';
+        } else if (/llvmpipe|lavapipe|swiftshader/i.test(adapter)) {
+          process.stderr.write(`notice: the WebGPU adapter is a CPU driver (${adapter}); its speed says nothing about GPUs\n`);
+        }
+      }
       if (backend && !availableBackends().includes(backend)) {
         throw new CliError(`backend '${backend}' is not available; available: ${availableBackends().join(', ')}`, 1);
       }

@@ -27,7 +27,7 @@ export interface PassRecord {
 export interface Compiled {
   readonly func: Func;
   readonly program: Program;
-  readonly plan: MemoryPlan & { readonly stats: PlanStats };
+  readonly plan: MemoryPlan & { readonly stats: PlanStats; readonly aliased: number };
   readonly passes: readonly PassRecord[];
 }
 
@@ -57,5 +57,8 @@ export function compileStep(model: Model, kind: StepKind, batch: number, onPass?
   record({ name: 'simplify', ms: lap(), graph: simple });
   const program = fuse(simple);
   record({ name: 'fuse', ms: lap(), program });
-  return { func: simple, program, plan: planMemory(program), passes };
+  // State updates of the train step are written in place over their inputs where that is safe.
+  const updates = kind === 'train' ? model.stepFunction('train', batch).updates : [];
+  const plan = planMemory(program, updates.map((u) => ({ output: program.outputs[u.output], input: program.inputs[u.input] })));
+  return { func: simple, program, plan, passes };
 }

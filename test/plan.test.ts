@@ -41,3 +41,27 @@ describe('memory plan', () => {
     });
   }
 });
+
+describe('state updates in place', () => {
+  it('every state update of the reference train step writes over its input; training is unchanged', async () => {
+    const { compileStep } = await import('../compiler/pipeline.ts');
+    const c = compileStep(model, 'train', 8);
+    expect(c.plan.aliased).toBe(model.stepFunction('train', 8).updates.length);
+    expect(c.plan.totalBytes).toBeLessThan(planMemory(c.program).totalBytes);
+  });
+  it('an update is not aliased when a later kernel still reads the old value', async () => {
+    const b = await import('../ir/builders.ts');
+    const { input } = await import('../ir/node.ts');
+    const { makeFunc } = await import('../ir/graph.ts');
+    const w = input('w', 'f32', [4]);
+    const next = b.mul(w, b.scalarLike(2, w));
+    // `late` reads w after next is computed, in a separate kernel (a reduction).
+    const late = b.reduceSum(b.exp(w), [0]);
+    const p = fuse(makeFunc('f', [w], [next, late], ['w.next', 'late']));
+    const order = p.kernels.map((k) => k.output);
+    const alias = { output: p.outputs[0], input: p.inputs[0] };
+    const plan = planMemory(p, [alias]);
+    const nextFirst = order.indexOf(p.outputs[0]) < order.indexOf(p.outputs[1]);
+    expect(plan.aliased).toBe(nextFirst ? 0 : 1);
+  });
+});

@@ -13,7 +13,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { emitWasm, emitWat } from '../compiler/codegen/wasm.ts';
-import type { MemoryPlan } from '../compiler/kernel/plan-types.ts';
+import type { MemoryPlan } from '../compiler/kernel/plan.ts';
 import type { BinOp, BufferInfo, Expr, Kernel, MatmulKernel, Program, UnOp, View3 } from '../compiler/kernel/types.ts';
 import { uniformAt } from '../ir/random.ts';
 import { numel, type DType, type Padding2 } from '../ir/types.ts';

@@ -115,7 +115,8 @@ export class WasmSession implements Session {
     const mem = new Uint8Array(m.inst.memory.buffer);
     for (const u of m.step.updates) {
       const src = m.outputAt[u.output];
-      mem.copyWithin(m.inputAt[u.input].offset, src.offset, src.offset + src.count * 4);
+      const dst = m.inputAt[u.input].offset;
+      if (dst !== src.offset) mem.copyWithin(dst, src.offset, src.offset + src.count * 4);
     }
     this.version++;
     return this.scalars(m);

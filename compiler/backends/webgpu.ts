@@ -27,7 +27,7 @@ import type { Compiled } from '../pipeline.ts';
 import { compileStep } from '../pipeline.ts';
 import { numel } from '../../ir/types.ts';
 import type { ArenaCopy, GpuProgram } from '../../runtime/webgpu.ts';
-import { copyBetween, createProgram, GpuUnavailableError, kernelLimits, requestGpuDevice } from '../../runtime/webgpu.ts';
+import { copyBetween, createProgram, getGpu, GpuUnavailableError, kernelLimits, requestGpuDevice } from '../../runtime/webgpu.ts';
 
 interface Slot {
   readonly offset: number;
@@ -93,7 +93,7 @@ export class WebGpuSession implements Session {
     const at = (id: number): Slot => ({ offset: plan.offsets[id], count: numel(program.buffers[id].shape), i32: program.buffers[id].dtype !== 'f32' });
     const inputAt = program.inputs.map(at);
     const outputAt = program.outputs.map(at);
-    const updates = step.updates.map((u) => ({ src: outputAt[u.output].offset, dst: inputAt[u.input].offset, bytes: outputAt[u.output].count * 4 }));
+    const updates = step.updates.map((u) => ({ src: outputAt[u.output].offset, dst: inputAt[u.input].offset, bytes: outputAt[u.output].count * 4 })).filter((c) => c.src !== c.dst);
     return { kind, step, compiled, prog, inputAt, outputAt, updates };
   }
 
@@ -242,3 +242,19 @@ export function webgpuDevice(): Promise<GPUDevice> {
 }
 
 registerBackend('webgpu', async (model, batch) => new WebGpuSession(model, batch, await webgpuDevice()));
+
+/**
+ * A one-line description of this host's WebGPU adapter (e.g. `llvmpipe: Mesa 25.0.7`), or null when
+ * there is none. The CLI uses it to fall back to Wasm with a notice instead of failing.
+ */
+export async function webgpuAdapterInfo(): Promise<string | null> {
+  try {
+    const gpu = await getGpu();
+    const adapter = await gpu?.requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter) return null;
+    const info = adapter.info as { vendor?: string; architecture?: string; description?: string } | undefined;
+    return [info?.description, info?.vendor, info?.architecture].find((s) => s && s.length) ?? 'WebGPU adapter';
+  } catch {
+    return null;
+  }
+}

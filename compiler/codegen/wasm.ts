@@ -36,7 +36,7 @@
 import binaryen from 'binaryen';
 import { RNG_GOLDEN, RNG_KEY_MUL } from '../../ir/random.ts';
 import { numel, type DType, type Shape } from '../../ir/types.ts';
-import type { MemoryPlan } from '../kernel/plan-types.ts';
+import type { MemoryPlan } from '../kernel/plan.ts';
 import type { BinOp, ElementwiseKernel, Expr, Kernel, MatmulKernel, PoolGradKernel, Program, ReduceKernel, UnOp } from '../kernel/types.ts';
 
 export interface WasmOptions {

@@ -34,7 +34,7 @@
  */
 import { RNG_KEY_MUL } from '../../ir/random.ts';
 import { numel, type DType, type Shape } from '../../ir/types.ts';
-import type { MemoryPlan } from '../kernel/plan-types.ts';
+import type { MemoryPlan } from '../kernel/plan.ts';
 import type { Expr, ElementwiseKernel, Kernel, MatmulKernel, PoolGradKernel, Program, ReduceKernel, View3 } from '../kernel/types.ts';
 
 export interface WgslLimits {

@@ -8,7 +8,8 @@
  * loads of a buffer's start are aligned. Every element is 4 bytes (f32, i32, and bool as i32).
  */
 import { numel } from '../../ir/types.ts';
-import type { Program } from './types.ts';
+import { idx, linear } from './expr.ts';
+import type { Expr, Program } from './types.ts';
 
 export interface MemoryPlan {
   /** Byte offset of each buffer, by buffer id. */
@@ -29,15 +30,68 @@ export interface PlanStats {
 const align = (n: number) => Math.ceil(n / 16) * 16;
 export const bufferBytes = (shape: readonly number[]) => align(Math.max(numel(shape), 1) * 4);
 
-export function planMemory(p: Program): MemoryPlan & { readonly stats: PlanStats } {
+/** An output that is the next value of an input (a train step's state update). */
+export interface StateAlias {
+  readonly output: number;
+  readonly input: number;
+}
+
+/** Every load of kernel input `inputPos` in `e` reads exactly the element being written. */
+function readsOnlyOwnElement(e: Expr, inputPos: number, own: string): boolean {
+  switch (e.k) {
+    case 'load':
+      return (e.input !== inputPos || JSON.stringify(e.index) === own) && readsOnlyOwnElement(e.index, inputPos, own);
+    case 'un':
+    case 'cast':
+      return readsOnlyOwnElement(e.a, inputPos, own);
+    case 'bin':
+      return readsOnlyOwnElement(e.a, inputPos, own) && readsOnlyOwnElement(e.b, inputPos, own);
+    case 'select':
+      return [e.c, e.a, e.b].every((x) => readsOnlyOwnElement(x, inputPos, own));
+    case 'rand':
+      return readsOnlyOwnElement(e.key, inputPos, own) && readsOnlyOwnElement(e.index, inputPos, own);
+    default:
+      return true;
+  }
+}
+
+/**
+ * Whether output `a.output` can be written straight over input `a.input`: its kernel is elementwise
+ * over the same shape, reads the input only at the element it writes, and no later kernel reads the
+ * input. Then the state update needs no copy and no second region.
+ */
+function canAlias(p: Program, a: StateAlias): boolean {
+  const at = p.kernels.findIndex((k) => k.output === a.output);
+  if (at < 0) return false;
+  const k = p.kernels[at];
+  const inBuf = p.buffers[a.input];
+  if (k.kind !== 'elementwise' || k.shape.join() !== inBuf.shape.join() || p.outputs.filter((o) => o === a.output).length !== 1) return false;
+  const pos = k.inputs.indexOf(a.input);
+  const own = JSON.stringify(linear(k.shape.map((_, i) => idx(i)), k.shape));
+  if (pos >= 0 && !readsOnlyOwnElement(k.expr, pos, own)) return false;
+  return p.kernels.slice(at + 1).every((later) => !later.inputs.includes(a.input));
+}
+
+export function planMemory(p: Program, aliases: readonly StateAlias[] = []): MemoryPlan & { readonly stats: PlanStats; readonly aliased: number } {
   const offsets = new Array<number>(p.buffers.length).fill(-1);
   let at = 0;
   const fixed = new Set<number>([...p.inputs, ...p.outputs]);
-  for (const b of p.buffers) {
-    if (fixed.has(b.id)) {
-      offsets[b.id] = at;
-      at += bufferBytes(b.shape);
+  for (const id of p.inputs) {
+    if (offsets[id] >= 0) continue;
+    offsets[id] = at;
+    at += bufferBytes(p.buffers[id].shape);
+  }
+  let aliased = 0;
+  for (const a of aliases) {
+    if (offsets[a.output] < 0 && canAlias(p, a)) {
+      offsets[a.output] = offsets[a.input];
+      aliased++;
     }
+  }
+  for (const id of p.outputs) {
+    if (offsets[id] >= 0) continue;
+    offsets[id] = at;
+    at += bufferBytes(p.buffers[id].shape);
   }
   const fixedBytes = at;
   // Liveness over the schedule.
@@ -87,5 +141,5 @@ export function planMemory(p: Program): MemoryPlan & { readonly stats: PlanStats
   });
   // Temporaries sit after the fixed regions. A buffer no kernel writes is unused; park it at 0 size.
   for (const b of p.buffers) if (!fixed.has(b.id)) offsets[b.id] = offsets[b.id] < 0 ? fixedBytes : offsets[b.id] + fixedBytes;
-  return { offsets, totalBytes: fixedBytes + top, stats: { fixedBytes, tempBytes: top, tempBytesUnshared: unshared } };
+  return { offsets, totalBytes: fixedBytes + top, stats: { fixedBytes, tempBytes: top, tempBytesUnshared: unshared }, aliased };
 }
