@@ -86,6 +86,24 @@ describe('fusion preserves meaning', () => {
     const f = makeFunc('f', [x, w, ct], [y]);
     expectSame(f);
   });
+  it('conv kernel gradients (strided, padded, dilated) take the patches^T @ dy path', async () => {
+    const { grad } = await import('../compiler/autodiff.ts');
+    for (const p of [
+      { strides: [2, 1], padding: [[1, 2], [0, 1]] as [number, number][], lhsDilation: [1, 1], rhsDilation: [1, 2] },
+      { strides: [1, 1], padding: [[0, 0], [0, 0]] as [number, number][], lhsDilation: [1, 1], rhsDilation: [1, 1] },
+    ]) {
+      const x = inp('x', [2, 7, 6, 3]);
+      const w = inp('w', [3, 2, 3, 4]);
+      const y = b.conv(x, w, p);
+      const ct = inp('ct', [...y.shape]);
+      const loss = b.reduceSum(b.mul(y, ct), [0, 1, 2, 3]);
+      const [gw] = grad(loss, [w]);
+      const f = makeFunc('f', [x, w, ct], [gw]);
+      const prog = fuse(simplify(f));
+      expect(prog.kernels.some((k) => k.ops.includes('conv_kernel_grad'))).toBe(true);
+      expectSame(simplify(f));
+    }
+  });
   it('pooling and its gradient', () => {
     const x = inp('x', [2, 5, 5, 3]);
     const p = { op: 'max' as const, window: [2, 3], strides: [2, 2], padding: [[0, 1], [1, 1]] as const };

@@ -26,6 +26,19 @@ const REDUCTIONS = new Set(['reduce_sum', 'reduce_max', 'dot', 'conv', 'reduce_w
 const ELEMENTWISE = new Set(['neg', 'exp', 'log', 'sqrt', 'recip', 'tanh', 'add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'less', 'equal', 'select', 'cast']);
 const MOVEMENT = new Set(['reshape', 'transpose', 'broadcast', 'slice', 'pad', 'concat', 'reverse']);
 
+type ConvParams = (Node & { op: 'conv' })['params'];
+
+/**
+ * The shape autodiff gives a conv's kernel gradient: conv(transpose(x, [3,1,2,0]),
+ * transpose(dy, [1,2,0,3])) without lhs dilation. Returns x and dy, or null.
+ */
+function kernelGradPattern(r: Node): { x: Node; ct: Node } | null {
+  if (r.op !== 'conv' || r.params.lhsDilation.some((d) => d !== 1)) return null;
+  const [a, w] = r.inputs;
+  const is = (n: Node, perm: number[]) => n.op === 'transpose' && n.params.perm.every((p, i) => p === perm[i]);
+  return is(a, [3, 1, 2, 0]) && is(w, [1, 2, 0, 3]) ? { x: a.inputs[0], ct: w.inputs[0] } : null;
+}
+
 export function fuse(f: Func): Program {
   return new Fuser(f).run();
 }
@@ -92,7 +105,7 @@ class Fuser {
     }
     // Pass 2: fuse each reduction into the end of its single-use elementwise chain.
     for (const r of this.order) {
-      if (!REDUCTIONS.has(r.op) || r.op === 'reduce_window_grad' || this.owned.has(r.id)) continue;
+      if (!REDUCTIONS.has(r.op) || r.op === 'reduce_window_grad' || this.owned.has(r.id) || kernelGradPattern(r)) continue;
       let root: Node = r;
       for (;;) {
         if (root !== r && M.has(root.id)) break;
@@ -112,7 +125,9 @@ class Fuser {
     // Pass 3: operands that must be buffers.
     for (const n of this.order) {
       if (n.op === 'dot') for (const x of n.inputs) if (!this.viewOf(x)) M.add(x.id);
-      if (n.op === 'conv' && !this.contiguous(n.inputs[1])) M.add(n.inputs[1].id);
+      const kg = n.op === 'conv' ? kernelGradPattern(n) : null;
+      if (kg) M.add(kg.ct.id);
+      else if (n.op === 'conv' && !this.contiguous(n.inputs[1])) M.add(n.inputs[1].id);
       if (n.op === 'reduce_window_grad') for (const x of n.inputs) M.add(x.id);
     }
   }
@@ -253,38 +268,18 @@ class Fuser {
         return;
       }
       case 'conv': {
+        const kg = kernelGradPattern(r);
+        if (kg) {
+          this.emitKernelGrad(r, kg.x, kg.ct, out);
+          return;
+        }
         const [x, w] = r.inputs;
-        const p = r.params;
-        const [N, H, W, C] = x.shape;
+        const [N, , , C] = x.shape;
         const [KH, KW, , O] = w.shape;
         const [, OH, OW] = r.shape;
-        // im2col: patches[m, q] with m = (n, oh, ow) and q = (kh, kw, c).
         const Mr = N * OH * OW;
         const Kq = KH * KW * C;
-        const pshape = [Mr, Kq];
-        const psp: IndexSpace = { grid: pshape, rgrid: [] };
-        const pctx = new KernelCtx(this, null);
-        const [nn, oh, ow] = E.unlinear(E.idx(0), [N, OH, OW], psp);
-        const [kh, kw, c] = E.unlinear(E.idx(1), [KH, KW, C], psp);
-        const conds: Expr[] = [];
-        const coord = (o: Expr, k: Expr, i: 0 | 1, size: number) => {
-          const d = E.isub(E.iadd(E.imul(o, E.cI(p.strides[i])), E.imul(k, E.cI(p.rhsDilation[i]))), E.cI(p.padding[i][0]));
-          const ld = p.lhsDilation[i];
-          conds.push(E.inBounds(d, 0, (size - 1) * ld + 1, psp));
-          if (ld > 1) conds.push(E.bin('equal', E.imod(E.select(E.inBounds(d, 0, (size - 1) * ld + 1, psp), d, E.cI(0), 'i32'), ld, psp), E.cI(0), 'bool'));
-          return ld > 1 ? E.idiv(E.select(E.inBounds(d, 0, (size - 1) * ld + 1, psp), d, E.cI(0), 'i32'), ld, psp) : d;
-        };
-        const ihRaw = coord(oh, kh, 0, H);
-        const iwRaw = coord(ow, kw, 1, W);
-        const inb = conds.reduce((acc, e) => E.bin('and', acc, e, 'bool'), E.cB(true));
-        const clamp = (e: Expr) => E.select(inb, e, E.cI(0), 'i32');
-        const v = pctx.at(x, [nn, clamp(ihRaw), clamp(iwRaw), c], psp);
-        pctx.ops.push('im2col');
-        const pid = this.newBuffer('f32', pshape, 'temp', '');
-        this.kernels.push({
-          kind: 'elementwise', name: this.kname('E', pshape, pctx.ops), ops: pctx.ops, inputs: pctx.inputs, output: pid, shape: pshape, dtype: 'f32',
-          expr: E.select(inb, v, E.cF(0), 'f32'),
-        });
+        const pid = this.emitIm2col(x, r.params, KH, KW, OH, OW);
         const grid = [1, Mr, O];
         const sp: IndexSpace = { grid, rgrid: [] };
         const ia = ctx.inputBuffer(pid);
@@ -302,6 +297,71 @@ class Fuser {
       default:
         throw new Error(`fuse: ${r.op} is not a reduction`);
     }
+  }
+
+  /**
+   * im2col for a conv of `x` with a KHxKW kernel: patches[m, q], m = (n, oh, ow), q = (kh, kw, c),
+   * zero where the window reads padding or a hole of the lhs dilation. Returns the patches buffer.
+   */
+  private emitIm2col(x: Node, p: ConvParams, KH: number, KW: number, OH: number, OW: number): number {
+    const [N, H, W, C] = x.shape;
+    const pshape = [N * OH * OW, KH * KW * C];
+    const psp: IndexSpace = { grid: pshape, rgrid: [] };
+    const pctx = new KernelCtx(this, null);
+    const [nn, oh, ow] = E.unlinear(E.idx(0), [N, OH, OW], psp);
+    const [kh, kw, c] = E.unlinear(E.idx(1), [KH, KW, C], psp);
+    const conds: Expr[] = [];
+    const coord = (o: Expr, k: Expr, i: 0 | 1, size: number) => {
+      const d = E.isub(E.iadd(E.imul(o, E.cI(p.strides[i])), E.imul(k, E.cI(p.rhsDilation[i]))), E.cI(p.padding[i][0]));
+      const ld = p.lhsDilation[i];
+      const inside = E.inBounds(d, 0, (size - 1) * ld + 1, psp);
+      conds.push(inside);
+      if (ld === 1) return d;
+      const safe = E.select(inside, d, E.cI(0), 'i32');
+      conds.push(E.bin('equal', E.imod(safe, ld, psp), E.cI(0), 'bool'));
+      return E.idiv(safe, ld, psp);
+    };
+    const ihRaw = coord(oh, kh, 0, H);
+    const iwRaw = coord(ow, kw, 1, W);
+    const inb = conds.reduce((acc, e) => E.bin('and', acc, e, 'bool'), E.cB(true));
+    const clamp = (e: Expr) => E.select(inb, e, E.cI(0), 'i32');
+    const v = pctx.at(x, [nn, clamp(ihRaw), clamp(iwRaw), c], psp);
+    pctx.ops.push('im2col');
+    const pid = this.newBuffer('f32', pshape, 'temp', '');
+    this.kernels.push({
+      kind: 'elementwise', name: this.kname('E', pshape, pctx.ops), ops: pctx.ops, inputs: pctx.inputs, output: pid, shape: pshape, dtype: 'f32',
+      expr: E.select(inb, v, E.cF(0), 'f32'),
+    });
+    return pid;
+  }
+
+  /**
+   * The kernel gradient of a conv, which autodiff writes as conv(transpose(x), transpose(dy)) with
+   * batch and channels swapped. Computed directly as patches(x)^T @ dy: the forward im2col of x (a
+   * contiguous gather that vectorises) read transposed through matmul strides, times dy as it is, into
+   * an HWIO-ordered temporary; a small kernel then writes it in the conv's [C, KH, KW, O] order.
+   */
+  private emitKernelGrad(r: Node & { op: 'conv' }, x: Node, ct: Node, out: number): void {
+    const p = r.params;
+    const [N, , , C] = x.shape;
+    const [, KH, KW, O] = r.shape;
+    const [, OH, OW] = ct.shape;
+    const fwd: ConvParams = { strides: p.rhsDilation, rhsDilation: p.strides, padding: p.padding, lhsDilation: [1, 1] };
+    const pid = this.emitIm2col(x, fwd, KH, KW, OH, OW);
+    const Mr = N * OH * OW;
+    const Kq = KH * KW * C;
+    const tid = this.newBuffer('f32', [Kq, O], 'temp', '');
+    const ctBuf = this.bufferOf(ct);
+    this.kernels.push({
+      kind: 'matmul', name: this.kname('m', [1, Kq, O, Mr], ['conv_kernel_grad']), ops: ['conv_kernel_grad'], inputs: [pid, ctBuf], output: tid,
+      shape: [1, Kq, O], dtype: 'f32', k: Mr, a: { input: 0, offset: 0, strides: [0, 1, Kq] }, b: { input: 1, offset: 0, strides: [0, O, 1] }, epilogue: { k: 'acc' },
+    });
+    const [c, kh, kw, o] = [0, 1, 2, 3].map(E.idx);
+    const q = E.iadd(E.imul(E.iadd(E.imul(kh, E.cI(KW)), kw), E.cI(C)), c);
+    this.kernels.push({
+      kind: 'elementwise', name: this.kname('E', r.shape, ['transpose']), ops: ['transpose'], inputs: [tid], output: out, shape: r.shape, dtype: 'f32',
+      expr: { k: 'load', input: 0, index: E.iadd(E.imul(q, E.cI(O)), o), dtype: 'f32' },
+    });
   }
 
   /** (batch, rows, cols) strides of a dot operand whose leading axes flatten into the batch. */
