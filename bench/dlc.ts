@@ -47,3 +47,17 @@ export const dlcInterp: SystemDef = {
     return dlcRunner('interp');
   },
 };
+
+export const dlcWebgpu: SystemDef = {
+  id: 'dlc-webgpu',
+  notes: [
+    'dlc-webgpu: WGSL kernels through Dawn; on a machine without a GPU this is Mesa\'s CPU Vulkan driver (lavapipe), so its number says nothing about GPU speed',
+  ],
+  measure: { modes: ['train b32', 'infer b32'] },
+  async setup(_d: BenchData) {
+    const { webgpuAdapterInfo } = await import('../compiler/index.ts');
+    const info = await webgpuAdapterInfo();
+    if (!info) return { notBuilt: 'no WebGPU adapter on this machine' };
+    return dlcRunner('webgpu');
+  },
+};

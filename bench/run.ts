@@ -50,6 +50,7 @@ interface Entry {
 }
 const SYSTEMS: readonly Entry[] = [
   { id: 'dlc-wasm', system: 'dlc (wasm)', load: async () => (await import('./dlc.ts')).dlcWasm },
+  { id: 'dlc-webgpu', system: 'dlc (webgpu; CPU driver here, not a GPU)', load: async () => (await import('./dlc.ts')).dlcWebgpu },
   { id: 'dlc-interp', system: 'dlc (interp, f64 reference)', load: async () => (await import('./dlc.ts')).dlcInterp },
   { id: 'jax-conv', system: 'jax-js 0.1.25 wasm, lax.conv (idiomatic)', load: async () => (await import('./peers/jax.ts')).jaxConv },
   { id: 'jax-im2col', system: 'jax-js 0.1.25 wasm, im2col + dot (fast)', load: async () => (await import('./peers/jax.ts')).jaxIm2col },
