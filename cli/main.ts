@@ -1,6 +1,6 @@
 /**
- * @file The `dlc` command line: `summary`, `ir` and `train` on a user's model file, with a small
- * hand-written argument parser and `--help` on every command.
+ * @file The `dlc` command line: `summary`, `ir`, `train` and `compile` on a user's model file, with a
+ * small hand-written argument parser and `--help` on every command.
  *
  * Exit codes: 0 success; 1 the library refused (a `DlcError`, printed as `error: <message>` without a
  * stack) or an unavailable backend; 2 a usage mistake (unknown command or flag, a flag without its
@@ -8,15 +8,36 @@
  * only through compiler/index.ts, which the build turns into the external `./dlc.js`: the CLI and the
  * model file it loads share one library instance (see scripts/build.mjs and cli/load.ts).
  */
-import { readFileSync } from 'node:fs';
-import type { BackendName, Model, PassName, StepKind } from '../compiler/index.ts';
-import { availableBackends, compileStep, DlcError, getDefaultBackend, loadMnist, PASS_NAMES, printFunc, printProgram, SequentialModel, webgpuAdapterInfo } from '../compiler/index.ts';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { BackendName, CompiledStep, Model, PassName, StepKind } from '../compiler/index.ts';
+import {
+  availableBackends,
+  buildArtifact,
+  checkArtifactTarget,
+  compileStep,
+  DlcError,
+  getDefaultBackend,
+  loadMnist,
+  PASS_NAMES,
+  printFunc,
+  printProgram,
+  SequentialModel,
+  stepWat,
+  stepWgsl,
+  webgpuAdapterInfo,
+  writeArtifact,
+} from '../compiler/index.ts';
 import { CliError, loadModel } from './load.ts';
 
 // ---- argument parsing ----
 
 interface FlagSpec {
   readonly name: string;
+  /** A one-letter alias, e.g. `o` for `-o`. */
+  readonly short?: string;
+  /** The value is a comma-separated list; `choices` then applies to each item. */
+  readonly list?: boolean;
   /** How the value is written in help, e.g. `N`; absent for a boolean flag. */
   readonly metavar?: string;
   /** Allowed values; checked while parsing so a typo fails before any work is done. */
@@ -52,7 +73,8 @@ function parseArgs(argv: readonly string[], specs: readonly FlagSpec[], where: s
       continue;
     }
     const eq = a.indexOf('=');
-    const name = a.startsWith('--') ? a.slice(2, eq < 0 ? undefined : eq) : '';
+    const shortSpec = /^-[a-zA-Z]$/.test(a) ? specs.find((s) => s.short === a.slice(1)) : undefined;
+    const name = shortSpec ? shortSpec.name : a.startsWith('--') ? a.slice(2, eq < 0 ? undefined : eq) : '';
     const spec = specs.find((s) => s.name === name);
     if (!spec) throw new CliError(`unknown flag '${eq < 0 ? a : a.slice(0, eq)}' for '${where}' (see '${where} --help')`, 2);
     if (!spec.metavar) {
@@ -70,8 +92,11 @@ function parseArgs(argv: readonly string[], specs: readonly FlagSpec[], where: s
 }
 
 function checkValue(spec: FlagSpec, value: string): string {
-  if (spec.choices && !spec.choices.includes(value)) {
-    throw new CliError(`--${spec.name}: unknown ${spec.metavar} '${value}'; valid: ${spec.choices.join(', ')}`, 2);
+  const items = spec.list ? value.split(',') : [value];
+  for (const item of items) {
+    if (spec.choices && !spec.choices.includes(item)) {
+      throw new CliError(`--${spec.name}: unknown ${spec.list ? 'value' : spec.metavar} '${item}'; valid: ${spec.choices.join(', ')}`, 2);
+    }
   }
   if (spec.min !== undefined && !(/^-?\d+$/.test(value) && Number(value) >= spec.min && Number.isSafeInteger(Number(value)))) {
     throw new CliError(`--${spec.name}: expected an integer >= ${spec.min}, got '${value}'`, 2);
@@ -127,6 +152,124 @@ function dumpAfter(model: Model, entry: StepKind, batch: number, pass: PassName)
   return printFunc(r.graph!);
 }
 
+
+// ---- compile: dumps and debug output ----
+
+const TARGETS = ['wasm', 'webgpu'] as const;
+const ENTRIES = ['predict', 'train'] as const;
+const DEBUG_LEVELS = [
+  '1  pass timings, code generation time and kernel count per entry',
+  '2  and the graph IR after each pass that changed it',
+  '3  and the kernel IR (the fused program with its memory plan)',
+  '4  and the generated code (Wasm text, WGSL)',
+];
+
+/** `--debug N`, else `DLC_DEBUG=N`, else 0. */
+function debugLevel(p: Parsed): number {
+  const flag = p.flags.get('debug');
+  if (typeof flag === 'string') return Number(flag);
+  const env = process.env.DLC_DEBUG;
+  if (env === undefined || env === '') return 0;
+  if (!/^\d+$/.test(env)) throw new CliError(`DLC_DEBUG: expected an integer >= 0, got '${env}'`, 2);
+  return Number(env);
+}
+
+const mib = (n: number) => (n / 1048576).toFixed(2);
+
+function kernelText(c: CompiledStep): string {
+  const st = c.plan.stats;
+  return `${printProgram(c.program)}// kernels: ${c.program.kernels.length}; arena ${mib(c.plan.totalBytes)} MiB (inputs/outputs ${mib(st.fixedBytes)} MiB, temporaries ${mib(st.tempBytes)} MiB shared from ${mib(st.tempBytesUnshared)} MiB)\n`;
+}
+
+/** Each pass's dump text, with whether it differs from the previous pass's (the first always does). */
+function passDumps(c: CompiledStep): { name: PassName; text: string; changed: boolean; header: string }[] {
+  let prev = '';
+  return c.passes.map((r, i) => {
+    const text = r.program ? kernelText(c) : printFunc(r.graph!);
+    const changed = text !== prev;
+    prev = text;
+    return { name: r.name, text, changed, header: `// ----- IR after ${r.name} (${i + 1}/${c.passes.length}) -----\n` };
+  });
+}
+
+/** `--debug` output for one compiled step, on stderr; `code` makes the level-4 text on demand. */
+function debugReport(level: number, label: string, c: CompiledStep, codegen: string, code: () => readonly [string, string][]): void {
+  if (level < 1) return;
+  const err = (t: string) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`);
+  const times = c.passes.map((r) => `${r.name} ${r.ms.toFixed(1)} ms`).join(', ');
+  err(`[dlc] ${label}: ${times}${codegen}; ${c.program.kernels.length} kernels, arena ${mib(c.plan.totalBytes)} MiB`);
+  if (level >= 2) {
+    for (const d of passDumps(c)) if (d.changed && !c.passes.find((r) => r.name === d.name)!.program) err(`${d.header.replace(/ -----\n$/, ` (${label}) -----\n`)}${d.text}`);
+  }
+  if (level >= 3) err(`// ----- kernel IR: ${label} -----\n${kernelText(c)}`);
+  if (level >= 4) for (const [name, text] of code()) err(`// ----- ${name} -----\n${text}`);
+}
+
+function writeDumps(dir: string | undefined, mode: string, entries: readonly { name: string; compiled: CompiledStep; wat: (() => string) | null; wgsl: readonly { name: string; code: string }[] | null }[]): void {
+  for (const e of entries) {
+    const dumps = passDumps(e.compiled).filter((d) => mode === 'all' || (mode === 'changed' ? d.changed : d.name === mode));
+    if (!dir) {
+      // No --dump-dir: the selected passes go to stdout, as `dlc ir` prints them.
+      for (const d of dumps) process.stdout.write(`${d.header.replace(/ -----\n$/, ` (${e.name}) -----\n`)}${d.text}`);
+      continue;
+    }
+    const at = path.join(dir, e.name);
+    mkdirSync(at, { recursive: true });
+    const idx = (n: PassName) => String(PASS_NAMES.indexOf(n) + 1).padStart(2, '0');
+    for (const d of dumps) writeFileSync(path.join(at, `${idx(d.name)}-${d.name}.txt`), `${d.header}${d.text}`);
+    writeFileSync(path.join(at, 'kernels.txt'), kernelText(e.compiled));
+    if (e.wat) writeFileSync(path.join(at, `${e.name}.wat`), e.wat());
+    if (e.wgsl) {
+      mkdirSync(path.join(at, 'webgpu'), { recursive: true });
+      const w = Math.max(2, String(e.wgsl.length - 1).length);
+      e.wgsl.forEach((k, i) => writeFileSync(path.join(at, 'webgpu', `${String(i).padStart(w, '0')}-${k.name.replace(/[^A-Za-z0-9_.-]/g, '_')}.wgsl`), k.code));
+    }
+  }
+}
+
+/** dist/dlc-runtime.js, next to this CLI bundle; compile copies it into the artifact. */
+function runtimeBundle(): Uint8Array {
+  const url = new URL('./dlc-runtime.js', import.meta.url);
+  if (!existsSync(url)) throw new CliError(`the runtime bundle ${url.pathname} is missing; run 'npm run build'`, 1);
+  return readFileSync(url);
+}
+
+async function compileCommand(model: Model, p: Parsed): Promise<void> {
+  const out = strFlag(p, 'output');
+  if (!out) throw new CliError("'dlc compile' needs an output folder: -o OUT (see 'dlc compile --help')", 2);
+  const level = debugLevel(p);
+  let weights: { bytes: Uint8Array; file: string } | undefined;
+  const wfile = strFlag(p, 'weights');
+  if (wfile) {
+    const st = statSync(wfile, { throwIfNoEntry: false });
+    if (!st?.isFile()) throw new CliError(`--weights: file not found: ${wfile}`, 2);
+    weights = { bytes: readFileSync(wfile), file: wfile };
+  }
+  // Refuse a non-artifact OUT before spending time compiling (writeArtifact checks again).
+  checkArtifactTarget(path.resolve(out));
+  const targets = (strFlag(p, 'target') ?? 'wasm,webgpu').split(',') as ('wasm' | 'webgpu')[];
+  const entries = strFlag(p, 'entry')?.split(',') as ('predict' | 'train')[] | undefined;
+  const art = buildArtifact(model, { targets, entries, batchSize: intFlag(p, 'batch-size', 32), weights, runtime: runtimeBundle() });
+  for (const e of art.entries) {
+    const cg = Object.entries(e.codegenMs).map(([t, ms]) => `; ${t} codegen ${ms.toFixed(1)} ms`).join('');
+    debugReport(level, e.name, e.compiled, cg, () => [
+      ...(targets.includes('wasm') ? [[`${e.name}.wasm (text)`, stepWat(e.compiled)] as [string, string]] : []),
+      ...(e.wgsl ?? []).map((k) => [`${e.name} WGSL ${k.name}`, k.code] as [string, string]),
+    ]);
+  }
+  const dumpMode = strFlag(p, 'dump-after') ?? (strFlag(p, 'dump-dir') ? 'all' : undefined);
+  if (dumpMode) {
+    writeDumps(
+      strFlag(p, 'dump-dir'),
+      dumpMode,
+      art.entries.map((e) => ({ name: e.name, compiled: e.compiled, wat: targets.includes('wasm') ? () => stepWat(e.compiled) : null, wgsl: e.wgsl })),
+    );
+  }
+  writeArtifact(out, art.files);
+  const bytes = [...art.files.values()].reduce((a, f) => a + (typeof f === 'string' ? Buffer.byteLength(f) : f.length), 0);
+  process.stderr.write(`compiled ${model.name} to ${out}: ${art.entries.map((e) => e.name).join(', ')} for ${art.manifest.targets.join(', ')}, batch ${art.manifest.batchSize}; ${art.files.size} files, ${(bytes / 1024).toFixed(0)} KiB\n`);
+}
+
 const COMMANDS: readonly Command[] = [
   {
     name: 'summary',
@@ -165,12 +308,16 @@ const COMMANDS: readonly Command[] = [
       { name: 'test-samples', metavar: 'N', min: 0, help: 'held-out test digits; 0 skips the test (default: 2000)' },
       { name: 'backend', metavar: 'NAME', choices: BACKENDS, help: `where the steps run: ${BACKENDS.join(', ')}` },
       { name: 'seed', metavar: 'N', min: 0, help: 'seed of the per-epoch shuffle (default: 0)' },
+      { name: 'debug', metavar: 'N', min: 0, help: 'compiler diagnostics on stderr for the train step, levels 1-4 (default: $DLC_DEBUG or 0)' },
     ],
     notes: () => [
       `Default backend: ${getDefaultBackend()}; available here: ${availableBackends().join(', ')}.`,
       'The interp backend is the exact f64 reference and slow; try --train-samples 1000 for a quick look.',
+      'Debug levels (--debug N or DLC_DEBUG=N):',
+      ...DEBUG_LEVELS.map((l) => `  ${l}`),
     ],
     async run(model, p) {
+      const level = debugLevel(p);
       let backend = strFlag(p, 'backend') as BackendName | undefined;
       if (backend === 'webgpu') {
         const adapter = await webgpuAdapterInfo();
@@ -185,6 +332,14 @@ const COMMANDS: readonly Command[] = [
         throw new CliError(`backend '${backend}' is not available; available: ${availableBackends().join(', ')}`, 1);
       }
       if (!(model instanceof SequentialModel)) throw new DlcError('train: the model has no fit(); build it with Sequential([...])');
+      if (level > 0) {
+        // The backends compile inside fit(); compiling the train step once more here reports what they build.
+        const c = compileStep(model, 'train', intFlag(p, 'batch-size', 32));
+        const wasm = (backend ?? getDefaultBackend()) === 'wasm';
+        debugReport(level, 'train_step', c, '', () =>
+          wasm ? [['train_step.wasm (text)', stepWat(c)]] : stepWgsl(c).map((k): [string, string] => [`train_step WGSL ${k.name}`, k.code]),
+        );
+      }
       const nTest = intFlag(p, 'test-samples', 2000);
       const data = loadMnist(intFlag(p, 'train-samples', 8000), nTest);
       const history = await model.fit(data.train.x, data.train.y, {
@@ -204,12 +359,41 @@ const COMMANDS: readonly Command[] = [
       process.stdout.write(`${parts.join(' - ')} (${nTest} test samples)\n`);
     },
   },
+  {
+    name: 'compile',
+    summary: 'compile the model into a self-contained artifact folder (Wasm, WGSL, weights, a typed loader)',
+    args: 'MODEL -o OUT',
+    flags: [
+      { name: 'output', short: 'o', metavar: 'OUT', help: 'the artifact folder to write (replaced if it holds a previous artifact)' },
+      { name: 'target', metavar: 'LIST', list: true, choices: TARGETS, help: 'backends to generate code for: wasm, webgpu or both (default: wasm,webgpu)' },
+      { name: 'batch-size', metavar: 'N', min: 1, help: 'the batch size every entry point is compiled for (default: 32)' },
+      { name: 'entry', metavar: 'LIST', list: true, choices: ENTRIES, help: 'entry points: predict, train or both (default: both; predict only if the model is not compiled)' },
+      { name: 'weights', metavar: 'FILE', help: 'start from these weights (a .safetensors file, e.g. from saveWeights()) instead of the initial ones' },
+      { name: 'dump-after', metavar: 'PASS', choices: [...PASS_NAMES, 'all', 'changed'], help: 'dump the IR after PASS, after every pass (all) or after those that changed it' },
+      { name: 'dump-dir', metavar: 'DIR', help: 'write dumps into DIR/<entry>/ (NN-<pass>.txt, kernels.txt, <entry>.wat, webgpu/*.wgsl); without it dumps go to stdout' },
+      { name: 'debug', metavar: 'N', min: 0, help: 'compiler diagnostics on stderr, levels 1-4 (default: $DLC_DEBUG or 0)' },
+    ],
+    notes: () => [
+      'OUT gets manifest.json, predict.wasm / train_step.wasm, webgpu/<entry>/NN-<kernel>.wgsl,',
+      'weights.safetensors, index.js + index.d.ts and dlc-runtime.js. Use it from a page or Node:',
+      "  import { load } from './OUT/index.js'; const m = await load({ backend: 'wasm' });",
+      '  const y = await m.predict(x); await m.trainStep(x, labels); const bytes = await m.saveWeights();',
+      'Nothing is written if compiling fails. Compiling the same model twice gives identical files.',
+      '',
+      'Debug levels (--debug N or DLC_DEBUG=N):',
+      ...DEBUG_LEVELS.map((l) => `  ${l}`),
+      '',
+      'Passes, in order:',
+      ...PASS_NAMES.map((n) => `  ${n.padEnd(10)} ${PASS_HELP[n]}`),
+    ],
+    run: compileCommand,
+  },
 ];
 
 // ---- help ----
 
 function commandHelp(c: Command): string {
-  const rows: [string, string][] = c.flags.map((f) => [`--${f.name}${f.metavar ? ` ${f.metavar}` : ''}`, f.help]);
+  const rows: [string, string][] = c.flags.map((f) => [`${f.short ? `-${f.short}, ` : ''}--${f.name}${f.metavar ? ` ${f.metavar}` : ''}`, f.help]);
   rows.push(['-h, --help', 'show this help']);
   const w = Math.max(...rows.map((r) => r[0].length)) + 2;
   return [

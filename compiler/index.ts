@@ -23,3 +23,6 @@ export { printFunc } from '../ir/print.ts';
 export { compileStep, PASS_NAMES } from './pipeline.ts';
 export type { PassName, Compiled as CompiledStep } from './pipeline.ts';
 export { printProgram } from './kernel/print.ts';
+export { buildArtifact, checkArtifactTarget, stepWat, stepWgsl, writeArtifact } from './artifact.ts';
+export type { Artifact, ArtifactEntry, ArtifactOptions } from './artifact.ts';
+export type { PassRecord } from './pipeline.ts';

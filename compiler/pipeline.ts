@@ -50,7 +50,9 @@ export function compileStep(model: Model, kind: StepKind, batch: number, onPass?
     return ms;
   };
   const fwdKind: StepKind = kind === 'train' ? 'eval' : kind;
-  record({ name: 'frontend', ms: lap(), graph: model.stepFunction(fwdKind, batch).func });
+  // Build first, then take the lap: an object literal evaluates `ms` before `graph`.
+  const forward = model.stepFunction(fwdKind, batch).func;
+  record({ name: 'frontend', ms: lap(), graph: forward });
   const step = kind === 'train' ? model.stepFunction('train', batch).func : passes[0].graph!;
   record({ name: 'autodiff', ms: lap(), graph: step });
   const simple = simplify(step);
