@@ -1,6 +1,7 @@
 /**
- * @file The `dlc` command line: `summary`, `ir`, `train` and `compile` on a user's model file, with a
- * small hand-written argument parser and `--help` on every command.
+ * @file The `dlc` command line: `summary`, `ir`, `train`, `eval`, `predict` and `compile` on a user's
+ * model file (train, eval and predict also on a compiled artifact folder), with a small hand-written
+ * argument parser and `--help` on every command.
  *
  * Exit codes: 0 success; 1 the library refused (a `DlcError`, printed as `error: <message>` without a
  * stack) or an unavailable backend; 2 a usage mistake (unknown command or flag, a flag without its
@@ -8,7 +9,7 @@
  * only through compiler/index.ts, which the build turns into the external `./dlc.js`: the CLI and the
  * model file it loads share one library instance (see scripts/build.mjs and cli/load.ts).
  */
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BackendName, CompiledStep, Model, PassName, StepKind } from '../compiler/index.ts';
 import {
@@ -17,18 +18,21 @@ import {
   checkArtifactTarget,
   compileStep,
   DlcError,
+  formatDispatch,
   getDefaultBackend,
   loadMnist,
   PASS_NAMES,
   printFunc,
   printProgram,
-  SequentialModel,
+  setDispatchTrace,
   stepWat,
   stepWgsl,
   webgpuAdapterInfo,
   writeArtifact,
 } from '../compiler/index.ts';
 import { CliError, loadModel } from './load.ts';
+import { readNpy, writeNpy } from './npy.ts';
+import { isArtifactPath, openSource, readFlagFile, writeFileAtomic } from './sources.ts';
 
 // ---- argument parsing ----
 
@@ -123,7 +127,15 @@ interface Command {
   readonly flags: readonly FlagSpec[];
   /** Lines after the flag list: defaults that depend on the environment, examples. */
   readonly notes?: () => readonly string[];
-  run(model: Model, p: Parsed): Promise<void>;
+  /** Whether MODEL may also be an artifact folder written by `dlc compile`. */
+  readonly artifacts?: boolean;
+  run(file: string, p: Parsed): Promise<void>;
+}
+
+/** Load MODEL for a command that needs the model file itself (not an artifact). */
+async function modelFile(file: string, command: string): Promise<Model> {
+  if (isArtifactPath(file)) throw new CliError(`'dlc ${command}' needs a model file (.ts or .js), but ${file} is a compiled artifact`, 2);
+  return loadModel(file);
 }
 
 const STEP_KINDS: readonly StepKind[] = ['train', 'predict', 'eval'];
@@ -162,7 +174,65 @@ const DEBUG_LEVELS = [
   '2  and the graph IR after each pass that changed it',
   '3  and the kernel IR (the fused program with its memory plan)',
   '4  and the generated code (Wasm text, WGSL)',
+  '5  a runtime trace instead: every kernel dispatch with its time (train, eval, predict)',
 ];
+const DEBUG_FLAG: FlagSpec = { name: 'debug', metavar: 'N', min: 0, help: 'diagnostics on stderr, levels 1-5 (default: $DLC_DEBUG or 0)' };
+const DEBUG_NOTES = ['Debug levels (--debug N or DLC_DEBUG=N):', ...DEBUG_LEVELS.map((l) => `  ${l}`)];
+
+/** `--backend`, with the WebGPU fallback notice: no adapter means wasm, a CPU adapter is named. */
+async function pickBackend(p: Parsed): Promise<BackendName | undefined> {
+  const backend = strFlag(p, 'backend') as BackendName | undefined;
+  if (backend === 'webgpu') {
+    const adapter = await webgpuAdapterInfo();
+    if (!adapter) {
+      process.stderr.write('notice: no WebGPU adapter found; running on wasm instead\n');
+      return 'wasm';
+    }
+    if (/llvmpipe|lavapipe|swiftshader/i.test(adapter)) process.stderr.write(`notice: the WebGPU adapter is a CPU driver (${adapter}); its speed says nothing about GPUs\n`);
+  }
+  if (backend && !availableBackends().includes(backend)) throw new CliError(`backend '${backend}' is not available; available: ${availableBackends().join(', ')}`, 1);
+  return backend;
+}
+
+/** `--input FILE` as f32 samples of `shape`: .npy or .json (nested arrays), [N, ...shape] or one sample. */
+function readInput(file: string, shape: readonly number[]): Float32Array {
+  const bytes = readFlagFile('input', file);
+  const per = shape.reduce((a, d) => a * d, 1);
+  let data: Float32Array;
+  let dims: readonly number[];
+  if (/\.json$/i.test(file)) {
+    let v: unknown;
+    try {
+      v = JSON.parse(new TextDecoder().decode(bytes));
+    } catch (e) {
+      throw new CliError(`${file}: not valid JSON (${(e as Error).message})`, 1);
+    }
+    const flat: number[] = [];
+    const d: number[] = [];
+    const walk = (x: unknown, depth: number): void => {
+      if (Array.isArray(x)) {
+        if (d.length === depth) d.push(x.length);
+        else if (d[depth] !== x.length) throw new CliError(`${file}: ragged nested arrays (length ${x.length} where ${d[depth]} came before)`, 1);
+        for (const y of x) walk(y, depth + 1);
+      } else if (typeof x === 'number') flat.push(x);
+      else throw new CliError(`${file}: expected nested arrays of numbers, found ${JSON.stringify(x)}`, 1);
+    };
+    walk(v, 0);
+    data = Float32Array.from(flat);
+    dims = d;
+  } else if (/\.npy$/i.test(file)) {
+    ({ data, shape: dims } = readNpy(bytes, file));
+  } else {
+    throw new CliError(`--input: expected a .npy or .json file, got ${file}`, 2);
+  }
+  const want = `[N, ${shape.join(', ')}]`;
+  const single = dims.length === shape.length && dims.every((x, i) => x === shape[i]);
+  const batch = dims.length === shape.length + 1 && dims.slice(1).every((x, i) => x === shape[i]);
+  if (!(single || batch) || data.length === 0 || data.length % per !== 0) {
+    throw new CliError(`${file}: expected samples of shape ${want}, got [${dims.join(', ')}]`, 1);
+  }
+  return data;
+}
 
 /** `--debug N`, else `DLC_DEBUG=N`, else 0. */
 function debugLevel(p: Parsed): number {
@@ -240,11 +310,7 @@ async function compileCommand(model: Model, p: Parsed): Promise<void> {
   const level = debugLevel(p);
   let weights: { bytes: Uint8Array; file: string } | undefined;
   const wfile = strFlag(p, 'weights');
-  if (wfile) {
-    const st = statSync(wfile, { throwIfNoEntry: false });
-    if (!st?.isFile()) throw new CliError(`--weights: file not found: ${wfile}`, 2);
-    weights = { bytes: readFileSync(wfile), file: wfile };
-  }
+  if (wfile) weights = { bytes: readFlagFile('weights', wfile), file: wfile };
   // Refuse a non-artifact OUT before spending time compiling (writeArtifact checks again).
   checkArtifactTarget(path.resolve(out));
   const targets = (strFlag(p, 'target') ?? 'wasm,webgpu').split(',') as ('wasm' | 'webgpu')[];
@@ -276,7 +342,8 @@ const COMMANDS: readonly Command[] = [
     summary: 'print the layer table and parameter counts',
     args: 'MODEL',
     flags: [],
-    async run(model) {
+    async run(file) {
+      const model = await modelFile(file, 'summary');
       model.summary((s) => process.stdout.write(`${s}\n`));
     },
   },
@@ -290,7 +357,8 @@ const COMMANDS: readonly Command[] = [
       { name: 'entry', metavar: 'KIND', choices: STEP_KINDS, help: 'which step function: train, predict or eval (default: train)' },
     ],
     notes: () => ['Passes, in order:', ...PASS_NAMES.map((p) => `  ${p.padEnd(10)} ${PASS_HELP[p]}`)],
-    async run(model, p) {
+    async run(file, p) {
+      const model = await modelFile(file, 'ir');
       const pass = (strFlag(p, 'after') ?? 'autodiff') as PassName;
       const entry = (strFlag(p, 'entry') ?? 'train') as StepKind;
       const text = dumpAfter(model, entry, intFlag(p, 'batch-size', 32), pass);
@@ -299,42 +367,33 @@ const COMMANDS: readonly Command[] = [
   },
   {
     name: 'train',
-    summary: 'train the model on MNIST digits and report test loss and accuracy',
-    args: 'MODEL',
+    summary: 'train a model (or a compiled artifact) on MNIST digits and report test loss and accuracy',
+    args: 'MODEL|ARTIFACT',
+    artifacts: true,
     flags: [
       { name: 'epochs', metavar: 'N', min: 1, help: 'passes over the training data (default: 1)' },
-      { name: 'batch-size', metavar: 'N', min: 1, help: 'samples per optimizer step (default: 32)' },
+      { name: 'batch-size', metavar: 'N', min: 1, help: "samples per optimizer step (default: 32; an artifact's is fixed when compiled)" },
       { name: 'train-samples', metavar: 'N', min: 1, help: 'training digits (default: 8000)' },
       { name: 'test-samples', metavar: 'N', min: 0, help: 'held-out test digits; 0 skips the test (default: 2000)' },
-      { name: 'backend', metavar: 'NAME', choices: BACKENDS, help: `where the steps run: ${BACKENDS.join(', ')}` },
+      { name: 'backend', metavar: 'NAME', choices: BACKENDS, help: `where the steps run: ${BACKENDS.join(', ')} (artifacts: wasm, webgpu)` },
       { name: 'seed', metavar: 'N', min: 0, help: 'seed of the per-epoch shuffle (default: 0)' },
-      { name: 'debug', metavar: 'N', min: 0, help: 'compiler diagnostics on stderr for the train step, levels 1-4 (default: $DLC_DEBUG or 0)' },
+      { name: 'weights', metavar: 'FILE', help: 'start from these weights (.safetensors, matched by tensor name)' },
+      { name: 'save', metavar: 'FILE', help: 'write the trained weights to FILE (.safetensors)' },
+      DEBUG_FLAG,
     ],
     notes: () => [
       `Default backend: ${getDefaultBackend()}; available here: ${availableBackends().join(', ')}.`,
       'The interp backend is the exact f64 reference and slow; try --train-samples 1000 for a quick look.',
-      'Debug levels (--debug N or DLC_DEBUG=N):',
-      ...DEBUG_LEVELS.map((l) => `  ${l}`),
+      ...DEBUG_NOTES,
     ],
-    async run(model, p) {
+    async run(file, p) {
       const level = debugLevel(p);
-      let backend = strFlag(p, 'backend') as BackendName | undefined;
-      if (backend === 'webgpu') {
-        const adapter = await webgpuAdapterInfo();
-        if (!adapter) {
-          process.stderr.write('notice: no WebGPU adapter found; training on wasm instead\n');
-          backend = 'wasm';
-        } else if (/llvmpipe|lavapipe|swiftshader/i.test(adapter)) {
-          process.stderr.write(`notice: the WebGPU adapter is a CPU driver (${adapter}); its speed says nothing about GPUs\n`);
-        }
-      }
-      if (backend && !availableBackends().includes(backend)) {
-        throw new CliError(`backend '${backend}' is not available; available: ${availableBackends().join(', ')}`, 1);
-      }
-      if (!(model instanceof SequentialModel)) throw new DlcError('train: the model has no fit(); build it with Sequential([...])');
-      if (level > 0) {
+      const backend = await pickBackend(p);
+      const save = strFlag(p, 'save');
+      const src = await openSource(file, backend, strFlag(p, 'weights'));
+      if (level > 0 && level < 5 && src.kind === 'model') {
         // The backends compile inside fit(); compiling the train step once more here reports what they build.
-        const c = compileStep(model, 'train', intFlag(p, 'batch-size', 32));
+        const c = compileStep(await loadModel(file), 'train', intFlag(p, 'batch-size', 32));
         const wasm = (backend ?? getDefaultBackend()) === 'wasm';
         debugReport(level, 'train_step', c, '', () =>
           wasm ? [['train_step.wasm (text)', stepWat(c)]] : stepWgsl(c).map((k): [string, string] => [`train_step WGSL ${k.name}`, k.code]),
@@ -342,21 +401,100 @@ const COMMANDS: readonly Command[] = [
       }
       const nTest = intFlag(p, 'test-samples', 2000);
       const data = loadMnist(intFlag(p, 'train-samples', 8000), nTest);
-      const history = await model.fit(data.train.x, data.train.y, {
+      const test = nTest > 0 ? { x: data.test.x.data as Float32Array, y: data.test.y.data as Int32Array } : undefined;
+      const bs = p.flags.get('batch-size');
+      const last = await src.fit(data.train.x.data as Float32Array, data.train.y.data as Int32Array, {
         epochs: intFlag(p, 'epochs', 1),
-        batchSize: intFlag(p, 'batch-size', 32),
-        validationData: nTest > 0 ? [data.test.x, data.test.y] : undefined,
-        verbose: 1,
-        backend: backend ?? getDefaultBackend(),
+        batchSize: typeof bs === 'string' ? Number(bs) : undefined,
         seed: intFlag(p, 'seed', 0),
+        test,
       });
-      if (nTest === 0) return;
-      // fit already evaluated the test split after the last epoch; report that rather than rerun it.
-      const h = history.history;
-      const parts = Object.keys(h)
-        .filter((k) => k.startsWith('val_'))
-        .map((k) => `test ${k.slice(4)}: ${h[k][h[k].length - 1].toFixed(4)}`);
-      process.stdout.write(`${parts.join(' - ')} (${nTest} test samples)\n`);
+      if (test) {
+        const parts = Object.entries(last).map(([k, v]) => `test ${k}: ${v.toFixed(4)}`);
+        process.stdout.write(`${parts.join(' - ')} (${nTest} test samples)\n`);
+      }
+      if (save) {
+        writeFileAtomic(save, await src.saveWeights());
+        process.stderr.write(`saved the weights to ${save}\n`);
+      }
+    },
+  },
+  {
+    name: 'eval',
+    summary: 'report loss and accuracy of a model (or a compiled artifact) on held-out MNIST digits',
+    args: 'MODEL|ARTIFACT',
+    artifacts: true,
+    flags: [
+      { name: 'test-samples', metavar: 'N', min: 1, help: 'held-out test digits (default: 2000)' },
+      { name: 'backend', metavar: 'NAME', choices: BACKENDS, help: `where it runs: ${BACKENDS.join(', ')} (artifacts: wasm, webgpu)` },
+      { name: 'weights', metavar: 'FILE', help: 'evaluate these weights (.safetensors, e.g. from dlc train --save)' },
+      DEBUG_FLAG,
+    ],
+    notes: () => [
+      'A model file reports its compiled loss and metrics. An artifact reports accuracy, and the',
+      'cross-entropy when its outputs are probabilities (a softmax head).',
+      ...DEBUG_NOTES,
+    ],
+    async run(file, p) {
+      debugLevel(p);
+      const src = await openSource(file, await pickBackend(p), strFlag(p, 'weights'));
+      const n = intFlag(p, 'test-samples', 2000);
+      const data = loadMnist(0, n);
+      const r = await src.evaluate(data.test.x.data as Float32Array, data.test.y.data as Int32Array);
+      process.stdout.write(`${Object.entries(r).map(([k, v]) => `test ${k}: ${v.toFixed(4)}`).join(' - ')} (${n} test samples)\n`);
+    },
+  },
+  {
+    name: 'predict',
+    summary: 'run a model (or a compiled artifact) on inputs and print the predicted classes',
+    args: 'MODEL|ARTIFACT',
+    artifacts: true,
+    flags: [
+      { name: 'input', metavar: 'FILE', help: 'samples to predict: .npy (float32/float64/int32/uint8) or .json, shape [N, ...input shape]' },
+      { name: 'samples', metavar: 'N', min: 1, help: 'without --input: the first N held-out MNIST test digits (default: 10)' },
+      { name: 'output', short: 'o', metavar: 'FILE', help: 'write every output row to FILE (.npy float32 or .json)' },
+      { name: 'backend', metavar: 'NAME', choices: BACKENDS, help: `where it runs: ${BACKENDS.join(', ')} (artifacts: wasm, webgpu)` },
+      { name: 'weights', metavar: 'FILE', help: 'predict with these weights (.safetensors)' },
+      DEBUG_FLAG,
+    ],
+    notes: () => ['Prints one line per sample (the first 20): index, class, its output value, and the label for MNIST digits.', ...DEBUG_NOTES],
+    async run(file, p) {
+      debugLevel(p);
+      const src = await openSource(file, await pickBackend(p), strFlag(p, 'weights'));
+      const inPer = src.inputShape.reduce((a, d) => a * d, 1);
+      const outPer = src.outputShape.reduce((a, d) => a * d, 1);
+      const inputFile = strFlag(p, 'input');
+      let x: Float32Array;
+      let labels: Int32Array | null = null;
+      if (inputFile) {
+        if (p.flags.has('samples')) throw new CliError('--samples picks MNIST digits; it cannot be used with --input', 2);
+        x = readInput(inputFile, src.inputShape);
+      } else {
+        const n = intFlag(p, 'samples', 10);
+        const data = loadMnist(0, n);
+        x = data.test.x.data as Float32Array;
+        labels = data.test.y.data as Int32Array;
+      }
+      const n = x.length / inPer;
+      const out = await src.predict(x);
+      const show = Math.min(n, 20);
+      const w = String(n - 1).length;
+      process.stdout.write(`${'#'.padStart(w)}  class  value${labels ? '   label' : ''}\n`);
+      let correct = 0;
+      for (let i = 0; i < n; i++) {
+        const row = out.subarray(i * outPer, (i + 1) * outPer);
+        let c = 0;
+        for (let j = 1; j < outPer; j++) if (row[j] > row[c]) c = j;
+        if (labels && labels[i] === c) correct++;
+        if (i < show) process.stdout.write(`${String(i).padStart(w)}  ${String(c).padStart(5)}  ${row[c].toFixed(3)}${labels ? `  ${String(labels[i]).padStart(6)}${labels[i] === c ? '' : '  <- wrong'}` : ''}\n`);
+      }
+      if (n > show) process.stdout.write(`... ${n - show} more${strFlag(p, 'output') ? '' : ' (--output FILE writes every row)'}\n`);
+      if (labels) process.stdout.write(`accuracy: ${(correct / n).toFixed(4)} (${correct}/${n})\n`);
+      const outFile = strFlag(p, 'output');
+      if (outFile) {
+        writeFileAtomic(outFile, /\.json$/i.test(outFile) ? `${JSON.stringify(Array.from({ length: n }, (_, i) => Array.from(out.subarray(i * outPer, (i + 1) * outPer))))}\n` : writeNpy([n, ...src.outputShape], out));
+        process.stderr.write(`wrote ${n} output rows to ${outFile}\n`);
+      }
     },
   },
   {
@@ -371,7 +509,7 @@ const COMMANDS: readonly Command[] = [
       { name: 'weights', metavar: 'FILE', help: 'start from these weights (a .safetensors file, e.g. from saveWeights()) instead of the initial ones' },
       { name: 'dump-after', metavar: 'PASS', choices: [...PASS_NAMES, 'all', 'changed'], help: 'dump the IR after PASS, after every pass (all) or after those that changed it' },
       { name: 'dump-dir', metavar: 'DIR', help: 'write dumps into DIR/<entry>/ (NN-<pass>.txt, kernels.txt, <entry>.wat, webgpu/*.wgsl); without it dumps go to stdout' },
-      { name: 'debug', metavar: 'N', min: 0, help: 'compiler diagnostics on stderr, levels 1-4 (default: $DLC_DEBUG or 0)' },
+      { name: 'debug', metavar: 'N', min: 0, help: 'compiler diagnostics on stderr, levels 1-4 (default: $DLC_DEBUG or 0; 5 is for train/eval/predict)' },
     ],
     notes: () => [
       'OUT gets manifest.json, predict.wasm / train_step.wasm, webgpu/<entry>/NN-<kernel>.wgsl,',
@@ -386,7 +524,7 @@ const COMMANDS: readonly Command[] = [
       'Passes, in order:',
       ...PASS_NAMES.map((n) => `  ${n.padEnd(10)} ${PASS_HELP[n]}`),
     ],
-    run: compileCommand,
+    run: async (file, p) => compileCommand(await modelFile(file, 'compile'), p),
   },
 ];
 
@@ -399,7 +537,9 @@ function commandHelp(c: Command): string {
   return [
     `Usage: dlc ${c.name} ${c.args} [flags]`,
     '',
-    `${c.summary[0].toUpperCase()}${c.summary.slice(1)}. MODEL is a .ts or .js file whose default export (or export 'model') is a dlc model.`,
+    `${c.summary[0].toUpperCase()}${c.summary.slice(1)}.`,
+    "MODEL is a .ts or .js file whose default export (or export 'model') is a dlc model.",
+    ...(c.artifacts ? ['ARTIFACT is a folder written by `dlc compile` (or its manifest.json).'] : []),
     '',
     'Flags:',
     ...rows.map(([a, b]) => `  ${a.padEnd(w)}${b}`),
@@ -462,8 +602,14 @@ export async function main(argv: readonly string[]): Promise<number> {
       const got = p.positionals.length === 0 ? 'none' : p.positionals.map((s) => `'${s}'`).join(' ');
       throw new CliError(`'dlc ${cmd.name}' takes one MODEL file, got ${got} (see 'dlc ${cmd.name} --help')`, 2);
     }
-    const model = await loadModel(p.positionals[0]);
-    await cmd.run(model, p);
+    const file = p.positionals[0];
+    if (!cmd.artifacts && isArtifactPath(file)) throw new CliError(`'dlc ${cmd.name}' needs a model file (.ts or .js), but ${file} is a compiled artifact`, 2);
+    if (cmd.flags.some((f) => f.name === 'debug') && debugLevel(p) >= 5) setDispatchTrace((e) => process.stderr.write(`${formatDispatch(e)}\n`));
+    try {
+      await cmd.run(file, p);
+    } finally {
+      setDispatchTrace(null);
+    }
     return 0;
   } catch (e) {
     if (e instanceof CliError) {
@@ -471,7 +617,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return e.code;
     }
     // A DlcError is the library's answer to a user mistake: its message is the whole story.
-    if (e instanceof DlcError || (e instanceof Error && e.name === 'DlcError')) {
+    // So is a refused artifact or weights file (the runtime's errors name the file).
+    if (e instanceof DlcError || (e instanceof Error && ['DlcError', 'ArtifactError', 'SafetensorsError'].includes(e.name))) {
       process.stderr.write(`error: ${e.message}\n`);
       return 1;
     }

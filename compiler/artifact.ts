@@ -4,7 +4,8 @@
  * manifest types.
  *
  * Layout of OUT:
- *   manifest.json                       format, version, model shapes, entries with buffer offsets
+ *   manifest.json                       format, version, model shapes, state; per entry its inputs and
+ *                                       outputs with arena offsets, the buffer plan and kernel schedule
  *   predict.wasm, train_step.wasm       one module per entry point (exports `memory` and `run`)
  *   webgpu/<entry>/NN-<kernel>.wgsl     one shader per kernel, in dispatch order
  *   weights.safetensors                 the initial (or `--weights`) weights, F32, by weight name
@@ -25,12 +26,12 @@ import path from 'node:path';
 import { numel } from '../ir/types.ts';
 import type { ArtifactBackend, EntryInput, EntryManifest, EntryName, Manifest, StateSpec } from '../runtime/artifact.ts';
 import { ARTIFACT_FORMAT, ARTIFACT_VERSION } from '../runtime/artifact.ts';
-import type { SafeTensor } from '../runtime/safetensors.ts';
-import { readSafetensors, SafetensorsError, writeSafetensors } from '../runtime/safetensors.ts';
 import { emitWasm, emitWat, wasmMemoryBytes } from './codegen/wasm.ts';
+import { bufferBytes } from './kernel/plan.ts';
 import type { WgslKernel, WgslLimits } from './codegen/wgsl.ts';
 import { emitWgsl } from './codegen/wgsl.ts';
 import { DlcError, fail } from './frontend/errors.ts';
+import { weightsFromSafetensors, weightsToSafetensors } from './weights.ts';
 import type { Model, StepKind } from './frontend/model.ts';
 import type { Compiled } from './pipeline.ts';
 import { compileStep } from './pipeline.ts';
@@ -95,25 +96,8 @@ const shapeOf = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 /** The step's weights as the artifact starts from them: the model's, or `--weights` by name. */
 function initialWeights(model: Model, weights: ArtifactOptions['weights']): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
-  if (!weights) {
-    model.getWeights().forEach((t, i) => out.set(model.weightInfo[i].name, Float32Array.from(t.data)));
-    return out;
-  }
-  let tensors: ReadonlyMap<string, SafeTensor>;
-  try {
-    tensors = readSafetensors(weights.bytes, weights.file).tensors;
-  } catch (e) {
-    if (e instanceof SafetensorsError) fail(e.message);
-    throw e;
-  }
-  for (const w of model.weightInfo) {
-    const t = tensors.get(w.name);
-    if (!t) fail(`${weights.file}: missing tensor '${w.name}' (f32${shapeOf(w.shape)}); it has ${[...tensors.keys()].join(', ') || 'none'}`);
-    if (t.dtype !== 'F32' || t.shape.join() !== w.shape.join()) fail(`${weights.file}: tensor '${w.name}' is ${t.dtype}${shapeOf(t.shape)}, the model expects F32${shapeOf(w.shape)}`);
-    out.set(w.name, t.data as Float32Array);
-  }
-  return out;
+  const values = weights ? weightsFromSafetensors(model.weightInfo, weights.bytes, weights.file) : model.getWeights().map((t) => Float32Array.from(t.data));
+  return new Map(model.weightInfo.map((w, i) => [w.name, values[i]]));
 }
 
 /** Compile `model` into the artifact's files (nothing is written). */
@@ -144,7 +128,17 @@ export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
     });
     const outputs = p.outputs.map((id, i) => ({ name: p.outputNames[i], dtype: p.buffers[id].dtype, shape: [...p.buffers[id].shape], offset: plan.offsets[id] }));
     const codegenMs: Partial<Record<ArtifactBackend, number>> = {};
-    let entry: EntryManifest = { inputs, outputs, results: Object.fromEntries(step.results), updates: step.updates.map((u) => ({ output: u.output, input: u.input })), arenaBytes: plan.totalBytes };
+    const buffers = p.buffers.map((b) => ({ id: b.id, role: b.role, name: b.name, dtype: b.dtype, shape: [...b.shape], offset: plan.offsets[b.id], bytes: bufferBytes(b.shape) }));
+    const schedule = p.kernels.map((k) => ({ name: k.name, kind: k.kind, ops: [...k.ops], inputs: [...k.inputs], output: k.output }));
+    let entry: EntryManifest = {
+      inputs,
+      outputs,
+      results: Object.fromEntries(step.results),
+      updates: step.updates.map((u) => ({ output: u.output, input: u.input })),
+      arenaBytes: plan.totalBytes,
+      buffers,
+      schedule,
+    };
     let wgsl: WgslKernel[] | null = null;
     if (targets.includes('wasm')) {
       const t = performance.now();
@@ -187,7 +181,7 @@ export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
   files.set('manifest.json', stableJson(manifest));
   files.set(
     'weights.safetensors',
-    writeSafetensors(Object.fromEntries(model.weightInfo.map((w) => [w.name, { dtype: 'F32' as const, shape: w.shape, data: weights.get(w.name)! }])), { format: 'dlc' }),
+    weightsToSafetensors(model.weightInfo, model.weightInfo.map((w) => weights.get(w.name)!)),
   );
   files.set('index.js', indexJs(manifest));
   files.set('index.d.ts', indexDts(manifest));

@@ -26,3 +26,6 @@ export { printProgram } from './kernel/print.ts';
 export { buildArtifact, checkArtifactTarget, stepWat, stepWgsl, writeArtifact } from './artifact.ts';
 export type { Artifact, ArtifactEntry, ArtifactOptions } from './artifact.ts';
 export type { PassRecord } from './pipeline.ts';
+// The artifact runtime, for programs (and the CLI) that load what `dlc compile` wrote.
+export { ArtifactError, formatDispatch, loadArtifact, readSafetensors, setDispatchTrace, writeSafetensors } from '../runtime/index.ts';
+export type { ArtifactModel, DispatchEvent, LoadOptions, Manifest } from '../runtime/index.ts';

@@ -1,6 +1,6 @@
 /**
  * @file `Sequential` and the Keras training API on top of a backend: `fit`, `evaluate`, `predict`
- * and `trainOnBatch`.
+ * and `trainOnBatch`, and weights in and out as safetensors (`saveWeights`, `loadWeights`).
  *
  * Data is checked in full before the first step (data.ts). Batches are cut from the (optionally
  * shuffled, seeded) data; a final batch smaller than the compiled size is padded with zeros and
@@ -20,6 +20,7 @@ import { tensor } from './frontend/tensor.ts';
 import { uniformAt } from '../ir/random.ts';
 import { numel } from '../ir/types.ts';
 import { ProgressBar } from './progress.ts';
+import { weightsFromSafetensors, weightsToSafetensors } from './weights.ts';
 
 export interface RunOptions {
   /** Which backend runs the steps (default: `setDefaultBackend`, initially 'wasm'). */
@@ -114,6 +115,24 @@ export class SequentialModel extends Model {
     this.syncFromOwner();
     this.owner = null;
     super.compile(cfg);
+  }
+
+  /**
+   * The current weights as safetensors bytes, tensors named `<layer>.<weight>` (write them to a
+   * `.safetensors` file; `loadWeights`, `dlc train --weights` and artifacts read them back).
+   */
+  async saveWeights(): Promise<Uint8Array> {
+    await this.sync();
+    return weightsToSafetensors(this.weightInfo, this.getWeights().map((t) => t.data as Float32Array));
+  }
+
+  /**
+   * Replace the weights with those in safetensors `bytes`, matched by name (extra tensors ignored);
+   * `source` names the file in errors. Optimizer state is left as it is.
+   */
+  loadWeights(bytes: Uint8Array, source = 'weights'): void {
+    if (!(bytes instanceof Uint8Array)) fail(`loadWeights: expected the bytes of a safetensors file (Uint8Array), got ${typeof bytes}`);
+    this.setWeights(weightsFromSafetensors(this.weightInfo, bytes, source));
   }
 
   /** Copy out the persistent state (weights and optimizer state) by name. */

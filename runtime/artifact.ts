@@ -55,8 +55,39 @@ export interface EntryManifest {
   /** Output `output` is the next value of input `input` (train step state). */
   readonly updates: readonly { readonly output: number; readonly input: number }[];
   readonly arenaBytes: number;
+  /**
+   * The memory plan: every buffer of the program with its arena offset (temporaries share bytes by
+   * liveness, so their ranges may overlap). Informational: the runtime needs only inputs/outputs.
+   */
+  readonly buffers: readonly PlannedBuffer[];
+  /**
+   * The kernel schedule, in run order; the same for every target (the Wasm module runs these as one
+   * call, WebGPU dispatches `webgpu.kernels[i]` for `schedule[i]`). Runtime traces use the names.
+   */
+  readonly schedule: readonly ScheduledKernel[];
   readonly wasm?: { readonly file: string; readonly sha256: string; readonly memoryBytes: number };
   readonly webgpu?: { readonly dir: string; readonly kernels: readonly { readonly name: string; readonly file: string; readonly workgroups: readonly [number, number, number] }[] };
+}
+
+export interface PlannedBuffer {
+  readonly id: number;
+  readonly role: 'input' | 'state' | 'output' | 'temp' | 'const';
+  /** Input, state or output name; empty for temporaries. */
+  readonly name: string;
+  readonly dtype: ArtifactDType;
+  readonly shape: readonly number[];
+  readonly offset: number;
+  readonly bytes: number;
+}
+
+export interface ScheduledKernel {
+  readonly name: string;
+  readonly kind: string;
+  /** Graph ops fused into the kernel. */
+  readonly ops: readonly string[];
+  /** Buffer ids read, and the one written. */
+  readonly inputs: readonly number[];
+  readonly output: number;
 }
 
 export interface StateSpec extends TensorSpec {
@@ -85,6 +116,8 @@ export interface LoadOptions {
   readonly backend?: ArtifactBackend;
   /** Safetensors bytes to start from instead of the artifact's weights file (e.g. from saveWeights). */
   readonly weights?: Uint8Array;
+  /** What to call `weights` in error messages (e.g. its file name). */
+  readonly weightsName?: string;
   /** WebGPU only: a device to use instead of the one requested from the host's adapter. */
   readonly device?: GPUDevice;
 }
@@ -178,8 +211,8 @@ interface Exec {
   destroy(): void;
 }
 
-async function wasmExec(bytes: Uint8Array): Promise<Exec> {
-  const p = await instantiateProgram(bytes);
+async function wasmExec(bytes: Uint8Array, label: string, kernels: readonly string[]): Promise<Exec> {
+  const p = await instantiateProgram(bytes, { label, kernels });
   const view = (r: Range) => (r.dtype === 'i32' ? p.i32(r.offset, r.count) : p.f32(r.offset, r.count));
   const exec: Exec & { p: typeof p } = {
     p,
@@ -241,7 +274,7 @@ export async function loadArtifact(base: string | URL, opts: LoadOptions = {}): 
   if (!manifest.targets.includes(backend)) throw new ArtifactError(`manifest.json: the artifact was compiled for ${manifest.targets.join(', ')}, not '${backend}' (dlc compile --target ${backend})`);
 
   // The initial state: weights from the file (or opts.weights), optimizer state zero.
-  const wfile = opts.weights ? 'the weights passed to load()' : manifest.weightsFile;
+  const wfile = opts.weights ? (opts.weightsName ?? 'the weights passed to load()') : manifest.weightsFile;
   const weights = readSafetensors(opts.weights ?? (await read(manifest.weightsFile)), wfile).tensors;
   const host = new Map<string, Float32Array | Int32Array>();
   for (const s of manifest.state) {
@@ -270,7 +303,7 @@ export async function loadArtifact(base: string | URL, opts: LoadOptions = {}): 
         if (sum !== e.wasm.sha256) throw new ArtifactError(`${e.wasm.file}: sha256 ${sum} does not match manifest.json (${e.wasm.sha256}); the file is damaged or from another compile`);
         let exec: Exec;
         try {
-          exec = await wasmExec(bytes);
+          exec = await wasmExec(bytes, `${manifest.model.name}.${name}`, e.schedule.map((k) => k.name));
         } catch (err) {
           throw new ArtifactError(`${e.wasm.file}: cannot instantiate: ${(err as Error).message}`);
         }

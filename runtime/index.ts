@@ -7,6 +7,8 @@
  * only when a WebGPU model is loaded (runtime/webgpu.ts).
  */
 export { ARTIFACT_FORMAT, ARTIFACT_VERSION, ArtifactError, checkManifest, loadArtifact } from './artifact.ts';
-export type { ArtifactBackend, ArtifactModel, EntryManifest, EntryName, LoadOptions, Manifest, StateSpec } from './artifact.ts';
+export type { ArtifactBackend, ArtifactModel, EntryManifest, EntryName, LoadOptions, Manifest, PlannedBuffer, ScheduledKernel, StateSpec } from './artifact.ts';
 export { readSafetensors, SafetensorsError, writeSafetensors } from './safetensors.ts';
 export type { SafeTensor, SafetensorsFile } from './safetensors.ts';
+export { formatDispatch, setDispatchTrace } from './trace.ts';
+export type { DispatchEvent, DispatchSink } from './trace.ts';

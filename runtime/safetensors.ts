@@ -6,9 +6,11 @@
  *
  * Invariants: writing is deterministic (tensors and header keys in sorted name order, the header
  * padded with spaces to a multiple of 8 so the data is 8-byte aligned, as the reference writer
- * does); only F32 and I32 are read or written (all dlc state is 4-byte), and reading checks every
- * offset against the file so a truncated or hand-edited file fails naming the tensor, never with a
- * RangeError. Imports nothing from compiler/: the runtime bundle uses it to load and save weights.
+ * does); dlc writes only F32 and I32 (all dlc state is 4-byte). Reading also accepts F64, F16 and
+ * BF16, converted to F32 on load, so weights saved by other tools (numpy's default float64, PyTorch
+ * half precision) load by name; the converted tensor reports dtype F32 and keeps the file's dtype in
+ * `stored`. Reading checks every offset against the file so a truncated or hand-edited file fails
+ * naming the tensor, never with a RangeError. Imports nothing from compiler/: the runtime bundle uses it to load and save weights.
  */
 
 export type SafeDType = 'F32' | 'I32';
@@ -17,6 +19,28 @@ export interface SafeTensor {
   readonly dtype: SafeDType;
   readonly shape: readonly number[];
   readonly data: Float32Array | Int32Array;
+  /** The dtype as stored in the file, when reading converted it (F64, F16 or BF16 to F32). */
+  readonly stored?: string;
+}
+
+/** Bytes per element of each dtype the reader accepts, and how one element becomes a JS number. */
+const READERS: Readonly<Record<string, { size: number; get: (dv: DataView, at: number) => number; to: SafeDType }>> = {
+  F32: { size: 4, get: (dv, at) => dv.getFloat32(at, true), to: 'F32' },
+  I32: { size: 4, get: (dv, at) => dv.getInt32(at, true), to: 'I32' },
+  F64: { size: 8, get: (dv, at) => dv.getFloat64(at, true), to: 'F32' },
+  F16: { size: 2, get: (dv, at) => halfToFloat(dv.getUint16(at, true)), to: 'F32' },
+  // bfloat16 is the top half of an f32.
+  BF16: { size: 2, get: (dv, at) => new Float32Array(new Uint32Array([dv.getUint16(at, true) << 16]).buffer)[0], to: 'F32' },
+};
+
+/** IEEE binary16 bits to a number (subnormals, infinities and NaN included). */
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
 /** A malformed file or a tensor it lacks; `file` names it in the message. */
@@ -95,18 +119,20 @@ export function readSafetensors(bytes: Uint8Array, file = 'weights.safetensors')
     }
     const t = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (!t || typeof t !== 'object') bad(`tensor '${name}' has no description`);
-    if (t.dtype !== 'F32' && t.dtype !== 'I32') bad(`tensor '${name}' has dtype ${String(t.dtype)}; dlc reads F32 and I32`);
+    const rd = typeof t.dtype === 'string' && Object.hasOwn(READERS, t.dtype) ? READERS[t.dtype] : undefined;
+    if (!rd) return bad(`tensor '${name}' has dtype ${String(t.dtype)}; dlc reads ${Object.keys(READERS).join(', ')}`);
     const shape = t.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) bad(`tensor '${name}' has a bad shape`);
     const offs = t.data_offsets;
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isInteger(o) && o >= 0)) bad(`tensor '${name}' has bad data_offsets`);
     const [b, e] = offs as [number, number];
     const count = numel(shape as number[]);
-    if (e - b !== count * 4) bad(`tensor '${name}' spans ${e - b} bytes, its shape [${(shape as number[]).join(', ')}] needs ${count * 4}`);
+    if (e - b !== count * rd.size) bad(`tensor '${name}' spans ${e - b} bytes, its ${t.dtype} shape [${(shape as number[]).join(', ')}] needs ${count * rd.size}`);
     if (e > dataBytes) bad(`tensor '${name}' ends at byte ${e} but the data section has ${dataBytes} bytes (truncated?)`);
-    const data = t.dtype === 'F32' ? new Float32Array(count) : new Int32Array(count);
-    for (let i = 0; i < count; i++) data[i] = t.dtype === 'F32' ? dv.getFloat32(base + b + i * 4, true) : dv.getInt32(base + b + i * 4, true);
-    tensors.set(name, { dtype: t.dtype as SafeDType, shape: [...(shape as number[])], data });
+    const data = rd.to === 'F32' ? new Float32Array(count) : new Int32Array(count);
+    for (let i = 0; i < count; i++) data[i] = rd.get(dv, base + b + i * rd.size);
+    const converted = t.dtype !== rd.to ? { stored: t.dtype as string } : {};
+    tensors.set(name, { dtype: rd.to, shape: [...(shape as number[])], data, ...converted });
   }
   return { tensors, metadata };
 }

@@ -2,7 +2,8 @@
  * @file Wasm runtime: instantiate a program module emitted by the compiler and run it.
  *
  * The module contract (see compiler/codegen/wasm.ts; this file imports nothing from compiler/): it
- * imports nothing, exports its fixed-size `memory` and one `run()` that executes the whole program.
+ * imports nothing, exports its fixed-size `memory`, one `run()` that executes the whole program and
+ * each kernel as `k<i>()` (called one by one, and timed, only while a dispatch trace is on).
  * Buffers live at byte offsets given by the program's memory plan; every element is 4 bytes (f32,
  * i32, or bool as i32 0/1). Views returned by `f32`/`i32` alias the module's memory: writes before
  * `run()` are inputs, reads after it are outputs. The memory never grows, so views stay valid.
@@ -12,6 +13,9 @@
  * behind that flag); in a browser it only validates. `node:v8` is loaded once at module evaluation,
  * through an import() whose specifier bundlers do not follow, so this file also loads in a page.
  */
+
+import type { DispatchSink } from './trace.ts';
+import { dispatchTrace } from './trace.ts';
 
 export interface WasmProgram {
   readonly instance: WebAssembly.Instance;
@@ -24,7 +28,14 @@ export interface WasmProgram {
   i32(offset: number, count: number): Int32Array;
 }
 
-export async function instantiateProgram(bytes: Uint8Array): Promise<WasmProgram> {
+export interface ProgramInfo {
+  /** Names the program in traces and errors. */
+  readonly label?: string;
+  /** Kernel names in schedule order, for traces (default `k<i>`). */
+  readonly kernels?: readonly string[];
+}
+
+export async function instantiateProgram(bytes: Uint8Array, info: ProgramInfo = {}): Promise<WasmProgram> {
   // (A Uint8Array may in principle sit on a SharedArrayBuffer; compile accepts the ones emitWasm makes.)
   const module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
   const instance = await WebAssembly.instantiate(module, {});
@@ -38,10 +49,30 @@ export async function instantiateProgram(bytes: Uint8Array): Promise<WasmProgram
       throw new Error(`wasm runtime: view [${offset}, +${count * 4}) is outside the module's ${memory.buffer.byteLength}-byte memory`);
     }
   };
+  const kernels: (() => void)[] = [];
+  for (let i = 0; typeof instance.exports[`k${i}`] === 'function'; i++) kernels.push(instance.exports[`k${i}`] as () => void);
+  const label = info.label ?? 'wasm';
+  let runs = 0;
+  const traced = (trace: DispatchSink) => {
+    const n = runs++;
+    for (let i = 0; i < kernels.length; i++) {
+      const t0 = performance.now();
+      kernels[i]();
+      trace({ backend: 'wasm', program: label, run: n, index: i, kernel: info.kernels?.[i] ?? `k${i}`, ms: performance.now() - t0 });
+    }
+  };
   return {
     instance,
     memory,
-    run: run as () => void,
+    run() {
+      const trace = dispatchTrace();
+      // A module without kernel exports (older than tracing) still runs, untraced.
+      if (trace && kernels.length) traced(trace);
+      else {
+        runs++;
+        (run as () => void)();
+      }
+    },
     f32(offset, count) {
       check(offset, count);
       return new Float32Array(memory.buffer, offset, count);

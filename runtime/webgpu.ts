@@ -10,7 +10,8 @@
  *
  * Invariants:
  *  - pipelines, the bind group and the arena are created once, in `createProgram`; `run` only encodes
- *    dispatches (all kernels of a step in one compute pass, one command buffer, one submit);
+ *    dispatches (all kernels of a step in one compute pass, one command buffer, one submit), except
+ *    while a dispatch trace is on (runtime/trace.ts): then one submit per kernel, each timed;
  *  - nothing is read back unless the caller asks (`read`/`readMany`, one staging copy and one map
  *    per call, however many ranges);
  *  - a shader that fails to compile is reported with its kernel name, the WGSL line and column, the
@@ -20,6 +21,9 @@
  *    so this file also loads in a page) and the object its `create()` returns is kept in a
  *    module-level variable for the life of the process: dawn.node crashes if it is collected.
  */
+
+import type { DispatchSink } from './trace.ts';
+import { dispatchTrace } from './trace.ts';
 
 /** A WGSL kernel as the code generator hands it over. */
 export interface GpuKernelSource {
@@ -247,12 +251,45 @@ export async function createProgram(device: GPUDevice, kernels: readonly GpuKern
     }
   };
 
+  let runs = 0;
+  /**
+   * The traced form of `run`: one submit per dispatch, each timed from the completion of the one
+   * before (the queue runs them in order), reported when the GPU says it is done.
+   */
+  const runTraced = (trace: DispatchSink, copies: readonly ArenaCopy[]) => {
+    const n = runs++;
+    let prev = performance.now();
+    pipelines.forEach((p, i) => {
+      const [x, y, z] = p.workgroups;
+      const enc = device.createCommandEncoder({ label: `${label}.${p.name}` });
+      if (x * y * z > 0) {
+        const pass = enc.beginComputePass({ label: p.name });
+        pass.setBindGroup(0, bindGroup);
+        pass.setPipeline(p.pipeline);
+        pass.dispatchWorkgroups(x, y, z);
+        pass.end();
+      }
+      device.queue.submit([enc.finish()]);
+      void device.queue.onSubmittedWorkDone().then(() => {
+        const now = performance.now();
+        trace({ backend: 'webgpu', program: label, run: n, index: i, kernel: p.name, ms: now - prev });
+        prev = now;
+      });
+    });
+    const enc = device.createCommandEncoder({ label: `${label}.copies` });
+    encodeCopies(enc, copies);
+    device.queue.submit([enc.finish()]);
+  };
+
   const prog: GpuProgram = {
     device,
     arena,
     arenaBytes: bytes,
     kernels: pipelines.map((p) => p.name),
     run(copies = []) {
+      const trace = dispatchTrace();
+      if (trace) return runTraced(trace, copies);
+      runs++;
       const enc = device.createCommandEncoder({ label: `${label}.step` });
       if (pipelines.length) {
         const pass = enc.beginComputePass({ label: `${label}.kernels` });

@@ -29,7 +29,7 @@ const runtimeEntry = path.join(root, 'runtime', 'index.ts');
 const withTypes = !process.argv.includes('--no-types');
 
 /** Source files the CLI may carry its own copy of: they hold no module state. */
-const CLI_MAY_BUNDLE = [/^cli\//, /^ir\/(print|graph|types)\.ts$/];
+const CLI_MAY_BUNDLE = [/^cli\//, /^ir\/(print|graph|types)\.ts$/, /^compiler\/progress\.ts$/];
 
 const common = {
   bundle: true,

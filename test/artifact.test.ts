@@ -66,14 +66,6 @@ function hashTree(dir: string, rel = ''): Record<string, string> {
   return out;
 }
 
-/** Newest modification time under `p` (recursively). */
-function newest(p: string): number {
-  if (!existsSync(p)) return 0;
-  const st = statSync(p);
-  if (!st.isDirectory()) return st.mtimeMs;
-  return Math.max(0, ...readdirSync(p).map((f) => newest(path.join(p, f))));
-}
-
 let tmp = '';
 /** Wasm predictions after the child's train step (first child test), for the --weights round trip. */
 let trainedAfter: number[] | null = null;
@@ -85,15 +77,7 @@ const x8 = (data.x.data as Float32Array).slice(0, N * 784);
 const y8 = (data.y.data as Int32Array).slice(0, N);
 
 beforeAll(async () => {
-  // Build unless dist/ is newer than every source (test/cli.test.ts may be building it concurrently
-  // with the same check; rebuilding a fresh dist/ under its feet would break its runs).
-  const outputs = ['dlc.js', 'cli.js', 'dlc-runtime.js', 'dlc-runtime.meta.json'].map((f) => path.join(root, 'dist', f));
-  const built = Math.min(...outputs.map((f) => (existsSync(f) ? statSync(f).mtimeMs : 0)));
-  const sources = Math.max(...['compiler', 'ir', 'cli', 'runtime', 'scripts', 'package.json'].map((f) => newest(path.join(root, f))));
-  if (built <= sources) {
-    const r = await node([path.join(root, 'scripts', 'build.mjs')]);
-    if (r.code !== 0) throw new Error(`build failed:\n${r.stdout}${r.stderr}`);
-  }
+  // dist/ is built (when stale) by the global setup, test/build-dist.ts.
   mkdirSync(path.join(root, '.tmp'), { recursive: true });
   tmp = mkdtempSync(path.join(root, '.tmp', 'artifact-test-'));
   outA = path.join(tmp, 'a');
@@ -177,6 +161,17 @@ describe('dlc compile', () => {
       expect(code.startsWith(`// kernel ${k.name}: `)).toBe(true);
       expect(k.file).toMatch(/^\d\d-.+\.wgsl$/);
     }
+    // The schedule lines up with the shaders; the plan places every input inside the arena.
+    for (const e of [m.entries.predict!, t]) {
+      expect(e.schedule.map((k) => k.name)).toEqual(e.webgpu!.kernels.map((k) => k.name));
+      for (const i of e.inputs) {
+        const b = e.buffers.find((x) => x.name === i.name && x.role !== 'temp')!;
+        expect(b.offset).toBe(i.offset);
+        expect(b.offset + b.bytes).toBeLessThanOrEqual(e.arenaBytes);
+      }
+    }
+    expect(t.schedule.length).toBe(95);
+    expect(m.entries.predict!.schedule.length).toBe(14);
     const w = readSafetensors(readFileSync(path.join(outA, 'weights.safetensors')));
     expect(w.metadata).toEqual({ format: 'dlc' });
     expect(w.tensors.get('conv2d.kernel')?.shape).toEqual([3, 3, 1, 32]);

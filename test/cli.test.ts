@@ -1,8 +1,8 @@
 /**
  * @file End-to-end tests of the `dlc` command line: each test spawns `node bin/dlc.js` as a user
- * would, against the built dist/ (rebuilt first when any source is newer than it), and checks exit
- * codes and output. These are the only tests that go through the bundles, so they also guard the
- * build's promise that the CLI and a model file share one library instance.
+ * would, against the built dist/ (rebuilt when stale by the global setup, test/build-dist.ts), and
+ * checks exit codes and output. They guard the build's promise that the CLI and a model file share
+ * one library instance. train/eval/predict on artifacts are in test/cli-run.test.ts.
  */
 import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -29,23 +29,6 @@ function run(args: readonly string[], script = bin): Promise<Run> {
     });
   });
 }
-
-/** Newest modification time of the files under `dir` (recursively), or of `dir` if it is a file. */
-function newest(p: string): number {
-  if (!existsSync(p)) return 0;
-  const st = statSync(p);
-  if (!st.isDirectory()) return st.mtimeMs;
-  return Math.max(0, ...readdirSync(p).map((f) => newest(path.join(p, f))));
-}
-
-beforeAll(async () => {
-  const outputs = ['dist/dlc.js', 'dist/cli.js'].map((f) => path.join(root, f));
-  const built = Math.min(...outputs.map((f) => (existsSync(f) ? statSync(f).mtimeMs : 0)));
-  const sources = Math.max(...['compiler', 'ir', 'cli', 'runtime', 'scripts', 'package.json'].map((f) => newest(path.join(root, f))));
-  if (built > sources) return;
-  const r = await run([], path.join(root, 'scripts', 'build.mjs'));
-  if (r.code !== 0) throw new Error(`build failed:\n${r.stdout}${r.stderr}`);
-});
 
 describe('dlc', () => {
   it('summary prints the Keras layer table', async () => {

@@ -50,7 +50,7 @@ export class WasmSession implements Session {
     const step = this.steps.get(kind);
     const compiled = compileStep(this.model, kind, this.batch);
     const bytes = emitWasm(compiled.program, compiled.plan, { relaxedSimd: this.relaxed });
-    const inst = await instantiateProgram(bytes);
+    const inst = await instantiateProgram(bytes, { label: `${this.model.name}.${kind}`, kernels: compiled.program.kernels.map((k) => k.name) });
     const at = (id: number) => ({ offset: compiled.plan.offsets[id], count: numel(compiled.program.buffers[id].shape) });
     m = { kind, step, compiled, inst, inputAt: compiled.program.inputs.map(at), outputAt: compiled.program.outputs.map(at) };
     this.modules.set(kind, m);

@@ -1,0 +1,219 @@
+/**
+ * @file What `dlc train`, `dlc eval` and `dlc predict` run on: a model file (through the library's
+ * `fit`/`evaluate`/`predict`) or a compiled artifact folder (through the artifact runtime's
+ * `trainStep`/`predict`), behind one small interface so each command is written once.
+ *
+ * An artifact has no eval entry, so its loss and accuracy are computed on the host from `predict`'s
+ * outputs: accuracy by argmax; the loss as mean -log p[label], only when the outputs are
+ * probabilities (every row non-negative and summing to 1 within 1e-3, i.e. a softmax head), else it
+ * is left out rather than guessed. A model file reports what its compiled loss and metrics say.
+ *
+ * Stateless: the CLI bundles this file; the library comes in through compiler/index.ts only.
+ */
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { ArtifactModel, BackendName, Model, SequentialModel as SequentialModelType } from '../compiler/index.ts';
+import { DlcError, getDefaultBackend, loadArtifact, SequentialModel, tensor } from '../compiler/index.ts';
+import { ProgressBar } from '../compiler/progress.ts';
+import { CliError, loadModel } from './load.ts';
+
+/** A model file or an artifact, as the CLI's train/eval/predict see it. */
+export interface Source {
+  readonly kind: 'model' | 'artifact';
+  readonly name: string;
+  readonly inputShape: readonly number[];
+  readonly outputShape: readonly number[];
+  /** Outputs for n samples (x holds n * numel(inputShape) values). */
+  predict(x: Float32Array): Promise<Float32Array>;
+  /** Loss (when known) and accuracy on labelled samples. */
+  evaluate(x: Float32Array, labels: Int32Array): Promise<Record<string, number>>;
+  /** Train on the samples; prints Keras-style progress and a test line per epoch; returns the last epoch's test metrics. */
+  fit(x: Float32Array, labels: Int32Array, opts: FitArgs): Promise<Record<string, number>>;
+  /** The current weights as safetensors bytes. */
+  saveWeights(): Promise<Uint8Array>;
+}
+
+export interface FitArgs {
+  readonly epochs: number;
+  readonly batchSize: number | undefined;
+  readonly seed: number;
+  readonly test?: { readonly x: Float32Array; readonly y: Int32Array };
+}
+
+/** True when `file` is an artifact folder (or its manifest.json). */
+export function isArtifactPath(file: string): boolean {
+  const st = statSync(file, { throwIfNoEntry: false });
+  if (!st) return false;
+  if (st.isDirectory()) return existsSync(path.join(file, 'manifest.json'));
+  return path.basename(file) === 'manifest.json';
+}
+
+/** Read a file named by a flag, or fail with exit code 2 naming the flag. */
+export function readFlagFile(flag: string, file: string): Uint8Array {
+  const st = statSync(file, { throwIfNoEntry: false });
+  if (!st?.isFile()) throw new CliError(`--${flag}: file not found: ${file}`, 2);
+  return readFileSync(file);
+}
+
+/** Write `bytes` to `file` through a temporary file and a rename, so a failure leaves no half file. */
+export function writeFileAtomic(file: string, bytes: Uint8Array | string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, bytes);
+  renameSync(tmp, file);
+}
+
+const numel = (s: readonly number[]) => s.reduce((a, d) => a * d, 1);
+
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+/** Accuracy, and the cross-entropy when the rows are probabilities. */
+export function scoreOutputs(out: Float32Array, labels: Int32Array, classes: number): Record<string, number> {
+  const n = labels.length;
+  let correct = 0;
+  let nll = 0;
+  let probs = true;
+  for (let i = 0; i < n; i++) {
+    const row = out.subarray(i * classes, (i + 1) * classes);
+    if (argmax(row) === labels[i]) correct++;
+    let sum = 0;
+    for (const v of row) {
+      if (!(v >= 0)) probs = false;
+      sum += v;
+    }
+    if (Math.abs(sum - 1) > 1e-3) probs = false;
+    nll -= Math.log(Math.max(row[labels[i]], 1e-7));
+  }
+  return probs ? { loss: nll / n, accuracy: correct / n } : { accuracy: correct / n };
+}
+
+const fmtLogs = (logs: Record<string, number>, prefix = '') => Object.entries(logs).map(([k, v]) => `${prefix}${k}: ${v.toFixed(4)}`).join(' - ');
+
+// ---- model files ----
+
+export async function modelSource(file: string, backend: BackendName | undefined, weights: string | undefined): Promise<Source> {
+  const model: Model = await loadModel(file);
+  if (!(model instanceof SequentialModel)) throw new DlcError(`${file}: the model has no fit()/evaluate(); build it with Sequential([...])`);
+  const m: SequentialModelType = model;
+  if (weights) m.loadWeights(readFlagFile('weights', weights), weights);
+  const be = backend ?? getDefaultBackend();
+  const classes = numel(m.outputShape);
+  return {
+    kind: 'model',
+    name: m.name,
+    inputShape: m.inputShape,
+    outputShape: m.outputShape,
+    async predict(x) {
+      const n = x.length / numel(m.inputShape);
+      return (await m.predict(tensor(x, [n, ...m.inputShape], 'f32'), { backend: be })).data as Float32Array;
+    },
+    async evaluate(x, labels) {
+      const n = labels.length;
+      const xt = tensor(x, [n, ...m.inputShape], 'f32');
+      // A compiled model reports its own loss and metrics; an uncompiled one only what predict gives.
+      if (m.compiled) return m.evaluate(xt, tensor(labels, [n], 'i32'), { backend: be });
+      return scoreOutputs((await m.predict(xt, { backend: be })).data as Float32Array, labels, classes);
+    },
+    async fit(x, labels, a) {
+      const n = labels.length;
+      const nt = a.test?.y.length ?? 0;
+      const h = await m.fit(tensor(x, [n, ...m.inputShape], 'f32'), tensor(labels, [n], 'i32'), {
+        epochs: a.epochs,
+        batchSize: a.batchSize ?? 32,
+        validationData: a.test ? [tensor(a.test.x, [nt, ...m.inputShape], 'f32'), tensor(a.test.y, [nt], 'i32')] : undefined,
+        verbose: 1,
+        backend: be,
+        seed: a.seed,
+      });
+      // fit already evaluated the test split after the last epoch; report that rather than rerun it.
+      const out: Record<string, number> = {};
+      for (const [k, v] of Object.entries(h.history)) if (k.startsWith('val_')) out[k.slice(4)] = v[v.length - 1];
+      return out;
+    },
+    saveWeights: () => m.saveWeights(),
+  };
+}
+
+// ---- artifacts ----
+
+/** Fisher-Yates with a seeded LCG: the same order for the same seed and epoch. */
+function permutation(n: number, seed: number, epoch: number): Uint32Array {
+  const p = new Uint32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  let s = (seed * 1000003 + epoch * 7919 + 1) >>> 0;
+  for (let i = n - 1; i > 0; i--) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const j = s % (i + 1);
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}
+
+export async function artifactSource(dir: string, backend: BackendName | undefined, weights: string | undefined): Promise<Source> {
+  const base = path.basename(dir) === 'manifest.json' ? path.dirname(dir) : dir;
+  if (backend === 'interp') throw new CliError("an artifact runs on 'wasm' or 'webgpu'; 'interp' needs the model file", 2);
+  const m: ArtifactModel = await loadArtifact(base, { backend: backend ?? 'wasm', ...(weights ? { weights: readFlagFile('weights', weights), weightsName: weights } : {}) });
+  const man = m.manifest;
+  const inPer = numel(man.model.inputShape);
+  const classes = numel(man.model.outputShape);
+  const src: Source = {
+    kind: 'artifact',
+    name: man.model.name,
+    inputShape: man.model.inputShape,
+    outputShape: man.model.outputShape,
+    predict: (x) => m.predict(x),
+    async evaluate(x, labels) {
+      return scoreOutputs(await m.predict(x), labels, classes);
+    },
+    async fit(x, labels, a) {
+      const train = man.entries.train_step;
+      if (!train) throw new CliError(`${base}: the artifact has no train entry (dlc compile --entry predict,train)`, 1);
+      const B = man.batchSize;
+      if (a.batchSize !== undefined && a.batchSize !== B) throw new CliError(`--batch-size: the artifact was compiled for batches of ${B}, got ${a.batchSize} (recompile with --batch-size ${a.batchSize})`, 2);
+      const yIn = train.inputs.find((i) => i.role === 'y')!;
+      const oneHot = yIn.dtype === 'f32';
+      const n = labels.length;
+      const steps = Math.ceil(n / B);
+      let last: Record<string, number> = {};
+      for (let e = 0; e < a.epochs; e++) {
+        process.stdout.write(`Epoch ${e + 1}/${a.epochs}\n`);
+        const order = permutation(n, a.seed, e);
+        const bar = new ProgressBar(steps);
+        const sums: Record<string, number> = {};
+        let seen = 0;
+        const t0 = performance.now();
+        for (let s = 0; s < steps; s++) {
+          const idx = order.subarray(s * B, Math.min((s + 1) * B, n));
+          const xb = new Float32Array(idx.length * inPer);
+          const yb = oneHot ? new Float32Array(idx.length * classes) : new Int32Array(idx.length);
+          idx.forEach((k, i) => {
+            xb.set(x.subarray(k * inPer, (k + 1) * inPer), i * inPer);
+            if (oneHot) yb[i * classes + labels[k]] = 1;
+            else yb[i] = labels[k];
+          });
+          const r = await m.trainStep(xb, yb);
+          for (const [k, v] of Object.entries(r)) sums[k] = (sums[k] ?? 0) + v * idx.length;
+          seen += idx.length;
+          bar.update(s + 1, seen, Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / seen])), s + 1 === steps);
+        }
+        const logs = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / seen]));
+        if (a.test) {
+          last = await src.evaluate(a.test.x, a.test.y);
+          const secs = (performance.now() - t0) / 1000;
+          process.stdout.write(`epoch ${e + 1}: ${secs.toFixed(1)}s - ${(seen / secs).toFixed(0)} samples/s - ${fmtLogs(logs)} - ${fmtLogs(last, 'val_')}\n`);
+        }
+      }
+      return last;
+    },
+    saveWeights: () => m.saveWeights(),
+  };
+  return src;
+}
+
+/** The source named on the command line: an artifact folder (or its manifest.json), else a model file. */
+export function openSource(file: string, backend: BackendName | undefined, weights: string | undefined): Promise<Source> {
+  return isArtifactPath(file) ? artifactSource(file, backend, weights) : modelSource(file, backend, weights);
+}

@@ -1,0 +1,185 @@
+/**
+ * @file End-to-end tests of `dlc train`, `dlc eval` and `dlc predict` on a model file and on a
+ * compiled artifact, through `node bin/dlc.js` as a user runs them: weights saved by one command
+ * (`--save`) are read by the others (`--weights`) and by `dlc compile`, the two kinds of source agree,
+ * `--input`/`--output` take .npy and .json, `--debug 5` traces every dispatch, and mistakes are
+ * one-line errors with the documented exit codes.
+ *
+ * Sizes are small (a few hundred digits) so the file runs in tens of seconds. The model file runs
+ * on the library's Wasm backend (relaxed-SIMD FMA where the engine has it), the artifact on plain
+ * SIMD: the same f32 math with different rounding, so their losses are compared to 1e-4 and their
+ * classes exactly (a class flip would need two outputs within ~1e-6 of each other).
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeNpy, readNpy } from '../cli/npy.ts';
+import { loadMnist } from '../compiler/index.ts';
+import type { Manifest } from '../runtime/artifact.ts';
+import { readSafetensors, writeSafetensors } from '../runtime/safetensors.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bin = path.join(root, 'bin', 'dlc.js');
+const example = 'examples/mnist-cnn.ts';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function dlc(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { cwd: root, maxBuffer: 64 << 20, env: { ...process.env, NO_COLOR: '1', ...env } }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+async function ok(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
+  const r = await dlc(args, env);
+  if (r.code !== 0) throw new Error(`dlc ${args.join(' ')} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+/** `test loss: L - test accuracy: A` from a train/eval report. */
+function report(stdout: string): { loss?: number; accuracy: number } {
+  const acc = /test accuracy: ([\d.]+)/.exec(stdout);
+  if (!acc) throw new Error(`no test accuracy in:\n${stdout}`);
+  const loss = /test loss: ([\d.]+)/.exec(stdout);
+  return { accuracy: Number(acc[1]), ...(loss ? { loss: Number(loss[1]) } : {}) };
+}
+
+let tmp = '';
+let trained = '';
+let art = '';
+
+beforeAll(async () => {
+  // Under the repository (git-ignored .tmp/): artifacts load Dawn by a bare import from their folder.
+  mkdirSync(path.join(root, '.tmp'), { recursive: true });
+  tmp = mkdtempSync(path.join(root, '.tmp', 'cli-run-'));
+  trained = path.join(tmp, 'trained.safetensors');
+  art = path.join(tmp, 'art');
+  await ok(['train', example, '--train-samples', '320', '--test-samples', '0', '--save', trained]);
+  await ok(['compile', example, '-o', art, '--weights', trained]);
+});
+
+afterAll(() => {
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('dlc train/eval/predict', () => {
+  it('train --save writes every weight as safetensors', () => {
+    const f = readSafetensors(new Uint8Array(readFileSync(trained)), trained);
+    expect([...f.tensors.keys()].sort()).toEqual(
+      ['conv2d', 'conv2d_1', 'conv2d_2', 'dense', 'dense_1'].flatMap((l) => [`${l}.bias`, `${l}.kernel`]),
+    );
+    expect(f.tensors.get('conv2d.kernel')!.shape).toEqual([3, 3, 1, 32]);
+  });
+
+  it('eval of the model file with --weights and of the artifact compiled from them agree', async () => {
+    const [m, a, fresh] = await Promise.all([
+      ok(['eval', example, '--weights', trained, '--test-samples', '200']),
+      ok(['eval', art, '--test-samples', '200']),
+      ok(['eval', example, '--test-samples', '200']),
+    ]);
+    const rm = report(m.stdout);
+    const ra = report(a.stdout);
+    expect(ra.accuracy).toBe(rm.accuracy);
+    expect(Math.abs(ra.loss! - rm.loss!)).toBeLessThan(1e-4);
+    // 320 training digits take the untrained ~10% well above chance: the weights really were loaded.
+    expect(rm.accuracy).toBeGreaterThan(report(fresh.stdout).accuracy + 0.3);
+  });
+
+  it('predict on MNIST digits and on the same digits from --input .npy/.json; --output writes every row', async () => {
+    const n = 5;
+    const x = loadMnist(0, n).test.x.data as Float32Array;
+    const npyIn = path.join(tmp, 'x.npy');
+    const jsonIn = path.join(tmp, 'x.json');
+    writeFileSync(npyIn, writeNpy([n, 28, 28, 1], x));
+    writeFileSync(jsonIn, JSON.stringify(Array.from({ length: n }, (_, i) => Array.from({ length: 28 }, (_, r) => Array.from({ length: 28 }, (_, c) => [x[i * 784 + r * 28 + c]])))));
+    const outs = ['m.npy', 'a.npy', 'a-in.json', 'm-in.npy'].map((f) => path.join(tmp, f));
+    const runs = await Promise.all([
+      ok(['predict', example, '--weights', trained, '--samples', String(n), '-o', outs[0]]),
+      ok(['predict', art, '--samples', String(n), '--output', outs[1]]),
+      ok(['predict', art, '--input', jsonIn, '-o', outs[2]]),
+      ok(['predict', example, '--weights', trained, '--input', npyIn, '-o', outs[3]]),
+    ]);
+    expect(runs[0].stdout).toMatch(/accuracy: [\d.]+ \(\d\/5\)/);
+    const classes = (s: string) => s.split('\n').filter((l) => /^\d+\s+\d+\s+[\d.]+/.test(l)).map((l) => Number(l.trim().split(/\s+/)[1]));
+    const want = classes(runs[0].stdout);
+    expect(want).toHaveLength(n);
+    for (const r of runs.slice(1)) expect(classes(r.stdout)).toEqual(want);
+    const rows = [readNpy(new Uint8Array(readFileSync(outs[0])), outs[0]), readNpy(new Uint8Array(readFileSync(outs[1])), outs[1]), readNpy(new Uint8Array(readFileSync(outs[3])), outs[3])];
+    const json = (JSON.parse(readFileSync(outs[2], 'utf8')) as number[][]).flat();
+    for (const r of rows) expect(r.shape).toEqual([n, 10]);
+    for (const got of [rows[1].data, rows[2].data, json]) {
+      for (let i = 0; i < n * 10; i++) expect(Math.abs(got[i] - rows[0].data[i])).toBeLessThan(1e-4);
+    }
+  });
+
+  it('train on the artifact continues from its weights and --save feeds eval of the model file', async () => {
+    const saved = path.join(tmp, 'after-artifact.safetensors');
+    const t = await ok(['train', art, '--train-samples', '320', '--test-samples', '200', '--save', saved]);
+    expect(t.stdout).toMatch(/10\/10 \[=+\]/);
+    const after = report(t.stdout);
+    const e = report((await ok(['eval', example, '--weights', saved, '--test-samples', '200'])).stdout);
+    expect(e.accuracy).toBe(after.accuracy);
+    expect(Math.abs(e.loss! - after.loss!)).toBeLessThan(1e-4);
+  });
+
+  it('--debug 5 and DLC_DEBUG=5 trace every kernel of every run', async () => {
+    const manifest = JSON.parse(readFileSync(path.join(art, 'manifest.json'), 'utf8')) as Manifest;
+    const kernels = manifest.entries.predict!.schedule.map((k) => k.name);
+    for (const r of [await ok(['predict', art, '--samples', '40', '--debug', '5']), await ok(['predict', art, '--samples', '40'], { DLC_DEBUG: '5' })]) {
+      const lines = r.stderr.split('\n').filter((l) => l.startsWith('[dlc trace] wasm sequential.predict'));
+      // 40 samples are two runs of the batch-32 program.
+      expect(lines).toHaveLength(2 * kernels.length);
+      expect(lines.slice(0, kernels.length).map((l) => l.split(' ')[7])).toEqual(kernels);
+      expect(lines.every((l) => / \d+\.\d{3} ms$/.test(l))).toBe(true);
+    }
+    const m = await ok(['eval', example, '--test-samples', '32', '--debug', '5']);
+    expect(m.stderr).toMatch(/\[dlc trace\] wasm sequential\.eval run 0 #000 \S+ [\d.]+ ms/);
+  });
+
+  it('eval --help and predict --help list their flags', async () => {
+    const e = await ok(['eval', '--help']);
+    for (const f of ['--test-samples', '--backend', '--weights', '--debug']) expect(e.stdout).toContain(f);
+    const p = await ok(['predict', '--help']);
+    for (const f of ['--input', '--samples', '--output', '--weights']) expect(p.stdout).toContain(f);
+    expect(p.stdout).toContain('ARTIFACT is a folder');
+  });
+
+  it.each([
+    ['summary of an artifact', () => ['summary', art], 2, /needs a model file/],
+    ['an artifact on interp', () => ['eval', art, '--backend', 'interp'], 2, /'interp' needs the model file/],
+    ['a batch size the artifact was not compiled for', () => ['train', art, '--batch-size', '16'], 2, /compiled for batches of 32, got 16/],
+    ['a missing --weights file', () => ['eval', example, '--weights', path.join(tmp, 'nope.safetensors')], 2, /--weights: file not found/],
+    ['a missing --input file', () => ['predict', art, '--input', path.join(tmp, 'nope.npy')], 2, /--input: file not found/],
+    ['--input and --samples together', () => ['predict', art, '--input', path.join(tmp, 'x.npy'), '--samples', '3'], 2, /cannot be used with --input/],
+  ])('%s: one-line error with its exit code', async (_what, args, code, msg) => {
+    const r = await dlc(args());
+    expect(r.code).toBe(code);
+    expect(r.stderr).toMatch(/^error: [^\n]+\n$/);
+    expect(r.stderr).toMatch(msg);
+  });
+
+  it('input of the wrong shape and weights missing a tensor are refused, naming the file', async () => {
+    const badIn = path.join(tmp, 'bad.npy');
+    writeFileSync(badIn, writeNpy([2, 27, 28, 1], new Float32Array(2 * 27 * 28)));
+    const r1 = await dlc(['predict', art, '--input', badIn]);
+    expect(r1.code).toBe(1);
+    expect(r1.stderr).toContain(`${badIn}: expected samples of shape [N, 28, 28, 1], got [2, 27, 28, 1]`);
+    const f = readSafetensors(new Uint8Array(readFileSync(trained)), trained);
+    const partial = path.join(tmp, 'partial.safetensors');
+    writeFileSync(partial, writeSafetensors(Object.fromEntries([...f.tensors].filter(([k]) => k !== 'dense.bias'))));
+    for (const src of [example, art]) {
+      const r = await dlc(['eval', src, '--weights', partial]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/missing tensor 'dense\.bias'/);
+    }
+    expect(existsSync(path.join(tmp, 'nope.safetensors'))).toBe(false);
+  });
+});
