@@ -170,7 +170,7 @@ describe('dlc compile', () => {
         expect(b.offset + b.bytes).toBeLessThanOrEqual(e.arenaBytes);
       }
     }
-    expect(t.schedule.length).toBe(95);
+    expect(t.schedule.length).toBe(93);
     expect(m.entries.predict!.schedule.length).toBe(14);
     const w = readSafetensors(readFileSync(path.join(outA, 'weights.safetensors')));
     expect(w.metadata).toEqual({ format: 'dlc' });

@@ -692,6 +692,9 @@ const ROWS: { readonly [O in RowOp]: Row<O> } = {
         params: conv([2, 2], [[2, 0], [1, 1]], [2, 1], [1, 2]),
       },
       { name: 'kernel larger than the input (same padding)', args: [g([1, 2, 2, 1]), g([3, 3, 1, 2])], params: conv([1, 1], [[1, 1], [1, 1]]) },
+      // Unit stride, no dilation: the input gradient takes the col2im form (dy @ Wᵀ, then a sum of taps).
+      { name: 'valid padding, unit stride (col2im)', args: [g([2, 5, 6, 2]), g([3, 2, 2, 3])], params: conv([1, 1], [[0, 0], [0, 0]]) },
+      { name: 'uneven padding, unit stride (col2im)', args: [g([1, 6, 5, 2]), g([3, 3, 2, 2])], params: conv([1, 1], [[1, 0], [0, 1]]) },
       { name: '1x1 kernel, stride 3 skips inputs', args: [g([1, 5, 5, 2]), g([1, 1, 2, 2])], params: conv([3, 3], [[0, 0], [0, 0]]) },
       { name: 'negative padding', args: [g([1, 5, 5, 1]), g([2, 2, 1, 1])], params: conv([1, 2], [[-1, 0], [0, -2]]) },
     ],

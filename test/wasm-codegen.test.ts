@@ -686,10 +686,10 @@ describe('module properties', () => {
     expect(emitWat(p, planOf(p), { relaxedSimd: false })).not.toContain('relaxed');
   });
 
-  it('exports memory and run only, imports nothing', async () => {
+  it('exports memory, run and one k<i> per kernel (for traces), imports nothing', async () => {
     const mod = await WebAssembly.compile(emitWasm(p, planOf(p), { relaxedSimd: false }) as Uint8Array<ArrayBuffer>);
     expect(WebAssembly.Module.imports(mod)).toEqual([]);
-    expect(WebAssembly.Module.exports(mod).map((e) => e.name).sort()).toEqual(['memory', 'run']);
+    expect(WebAssembly.Module.exports(mod).map((e) => e.name).sort()).toEqual([...p.kernels.map((_, i) => `k${i}`), 'memory', 'run']);
   });
 
   it('names the kernel when the module does not validate', () => {

@@ -69,13 +69,41 @@ export function range(e: Expr, s: IndexSpace): [number, number] | null {
     }
     case 'select': {
       if (e.dtype !== 'i32') return null;
-      const a = range(e.a, s);
+      const a = refine(range(e.a, s), e.a, e.c);
       const b = range(e.b, s);
       return a && b ? [Math.min(a[0], b[0]), Math.max(a[1], b[1])] : null;
     }
     default:
       return null;
   }
+}
+
+/** Structural equality of two expressions (they are small trees). */
+export function sameExpr(a: Expr, b: Expr): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * Narrow `r`, the range of `x`, by what condition `c` says of `x` where it holds: conjuncts `x < K`
+ * (x <= K-1) and `!(x < L)` (x >= L), the forms `inBounds` builds. This is what lets a clamped
+ * index `select(0 <= x < n, x, 0)` (pad, concat) be known to lie in [0, n-1], so reshapes of it
+ * still cancel into plain strides.
+ */
+function refine(r: [number, number] | null, x: Expr, c: Expr): [number, number] | null {
+  if (!r) return r;
+  let [lo, hi] = r;
+  const visit = (t: Expr): void => {
+    if (t.k === 'bin' && t.op === 'and') {
+      visit(t.a);
+      visit(t.b);
+    } else if (t.k === 'bin' && t.op === 'less' && t.b.k === 'const' && sameExpr(t.a, x)) {
+      hi = Math.min(hi, t.b.value - 1);
+    } else if (t.k === 'un' && t.op === 'not' && t.a.k === 'bin' && t.a.op === 'less' && t.a.b.k === 'const' && sameExpr(t.a.a, x)) {
+      lo = Math.max(lo, t.a.b.value);
+    }
+  };
+  visit(c);
+  return lo <= hi ? [lo, hi] : r;
 }
 
 const within = (e: Expr, lo: number, hi: number, s: IndexSpace) => {

@@ -516,8 +516,11 @@ class KernelCtx {
       case 'pad': {
         const x = n.inputs[0];
         const shifted = ix.map((e, i) => E.isub(e, E.cI(n.params.lo[i])));
-        const inb = shifted.reduce<Expr>((acc, e, i) => E.bin('and', acc, E.inBounds(e, 0, x.shape[i], sp), 'bool'), E.cB(true));
-        const v = sub(x, shifted.map((e) => E.select(inb, e, E.cI(0), 'i32')));
+        const ok = shifted.map((e, i) => E.inBounds(e, 0, x.shape[i], sp));
+        const inb = ok.reduce<Expr>((acc, c) => E.bin('and', acc, c, 'bool'), E.cB(true));
+        // Clamp each axis by its own bound only: an axis that is always in range keeps its plain
+        // index, and each clamped one has a known range, so the index math below still simplifies.
+        const v = sub(x, shifted.map((e, i) => E.select(ok[i], e, E.cI(0), 'i32')));
         rec('pad');
         return E.select(inb, v, { k: 'const', dtype: n.dtype, value: n.params.value }, n.dtype);
       }

@@ -127,8 +127,43 @@ export const linalgOps: { readonly [O in 'dot' | 'conv']: OpDef<O> } = {
   },
 };
 
-/** d(conv)/d(input): a conv of the cotangent with the flipped, in/out-swapped kernel. */
+/** Largest kernel window (KH*KW) for which the input gradient is written as col2im: one term per tap. */
+const COL2IM_MAX_TAPS = 25;
+
+/**
+ * d(conv)/d(input). For a unit-stride, undilated conv whose output is no larger than its input
+ * ('valid' or 'same' padding) it is col2im: patch gradients dP = dy @ Wᵀ over the OUTPUT positions
+ * ([B*OH*OW, O] x [O, KH*KW*C]), then each input pixel sums the KH*KW patch entries that covered it
+ * (one padded slice of dP per kernel tap, added up; fusion makes that one kernel of guarded loads).
+ * The general form below, a full conv of the zero-padded cotangent with the flipped kernel, spends
+ * (H+KH-1)(W+KW-1)/(OH*OW) times the FLOPs on the padding: 1.4x for a 3x3 kernel on 13x13, 2.8x on
+ * 5x5. Both are the same sum of the same products, so results agree to rounding.
+ */
 function convInputGrad(ct: Node, xShape: Shape, w: Node, p: ConvParams): Node {
+  const [KH, KW, C, O] = w.shape;
+  const unit = [0, 1].every((i) => p.strides[i] === 1 && p.lhsDilation[i] === 1 && p.rhsDilation[i] === 1);
+  const [B, OH, OW] = ct.shape;
+  const [H, W] = [xShape[1], xShape[2]];
+  const [HP, WP] = [H + p.padding[0][0] + p.padding[0][1], W + p.padding[1][0] + p.padding[1][1]];
+  if (unit && KH * KW <= COL2IM_MAX_TAPS && OH * OW <= H * W && p.padding.every(([lo, hi]) => lo >= 0 && hi >= 0)) {
+    const dP = b.reshape(b.dot(b.reshape(ct, [B * OH * OW, O]), b.transpose(b.reshape(w, [KH * KW * C, O]), [1, 0])), [B, OH, OW, KH * KW, C]);
+    let sum: Node | null = null;
+    for (let kh = 0; kh < KH; kh++) {
+      for (let kw = 0; kw < KW; kw++) {
+        const t = kh * KW + kw;
+        const tap = b.reshape(b.slice(dP, [0, 0, 0, t, 0], [B, OH, OW, t + 1, C]), [B, OH, OW, C]);
+        // Output pixel (oh, ow) saw padded-input pixel (oh + kh, ow + kw) through this tap.
+        const placed = b.pad(tap, [0, kh, kw, 0], [0, HP - OH - kh, WP - OW - kw, 0]);
+        sum = sum ? b.add(sum, placed) : placed;
+      }
+    }
+    return b.slice(sum!, [0, p.padding[0][0], p.padding[1][0], 0], [B, p.padding[0][0] + H, p.padding[1][0] + W, C]);
+  }
+  return convInputGradFull(ct, xShape, w, p);
+}
+
+/** d(conv)/d(input) in general: a conv of the cotangent with the flipped, in/out-swapped kernel. */
+function convInputGradFull(ct: Node, xShape: Shape, w: Node, p: ConvParams): Node {
   const padding: [number, number][] = [0, 1].map((i) => {
     const lhsD = dilate(xShape[1 + i], p.lhsDilation[i]);
     const rhsD = dilate(w.shape[i], p.rhsDilation[i]);
