@@ -256,6 +256,15 @@ function indexDts(m: Manifest): string {
     `}`,
     '',
   ];
+  const predictDoc = [
+    `export interface Model {`,
+    `  readonly backend: Backend;`,
+    `  /**`,
+    `   * Outputs for N >= 1 samples: x is f32[N, ${m.model.inputShape.join(', ')}] (N * ${inPer} values); the result is`,
+    `   * f32[N, ${m.model.outputShape.join(', ')}] (N * ${outPer} values). Runs in batches of ${m.batchSize}.`,
+    `   */`,
+    `  predict(x: Float32Array): Promise<Float32Array>;`,
+  ];
   if (train) {
     const y = train.inputs.find((i) => i.role === 'y')!;
     const yPer = numel(y.shape) / m.batchSize;
@@ -266,15 +275,7 @@ function indexDts(m: Manifest): string {
       ...results.map((r) => `  readonly ${r}: number;`),
       `}`,
       '',
-    );
-    lines.push(
-      `export interface Model {`,
-      `  readonly backend: Backend;`,
-      `  /**`,
-      `   * Outputs for N >= 1 samples: x is f32[N, ${m.model.inputShape.join(', ')}] (N * ${inPer} values); the result is`,
-      `   * f32[N, ${m.model.outputShape.join(', ')}] (N * ${outPer} values). Runs in batches of ${m.batchSize}.`,
-      `   */`,
-      `  predict(x: Float32Array): Promise<Float32Array>;`,
+      ...predictDoc,
       `  /**`,
       `   * One optimizer step on n <= ${m.batchSize} samples: x is f32[n, ${m.model.inputShape.join(', ')}], y is ${y.dtype}[n${y.shape.length > 1 ? `, ${y.shape.slice(1).join(', ')}` : ''}]`,
       `   * (${yPer} value${yPer === 1 ? '' : 's'} per sample), mask (default all ones) weights each sample's loss.`,
@@ -282,15 +283,7 @@ function indexDts(m: Manifest): string {
       `  trainStep(x: Float32Array, y: Int32Array | Float32Array, mask?: Float32Array): Promise<TrainResult>;`,
     );
   } else {
-    lines.push(
-      `export interface Model {`,
-      `  readonly backend: Backend;`,
-      `  /**`,
-      `   * Outputs for N >= 1 samples: x is f32[N, ${m.model.inputShape.join(', ')}] (N * ${inPer} values); the result is`,
-      `   * f32[N, ${m.model.outputShape.join(', ')}] (N * ${outPer} values). Runs in batches of ${m.batchSize}.`,
-      `   */`,
-      `  predict(x: Float32Array): Promise<Float32Array>;`,
-    );
+    lines.push(...predictDoc);
   }
   lines.push(
     `  /** The current weights by name. */`,

@@ -14,36 +14,18 @@
  * A host without a WebGPU adapter fails the WebGPU half, unless DLC_ALLOW_NO_WEBGPU=1, which turns
  * that into a loud warning.
  */
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bin, node, root } from './run-node.ts';
 import { loadMnist, tensor } from '../compiler/index.ts';
 import type { SequentialModel } from '../compiler/index.ts';
 import type { Manifest } from '../runtime/artifact.ts';
 import { readSafetensors, writeSafetensors } from '../runtime/safetensors.ts';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const bin = path.join(root, 'bin', 'dlc.js');
 const example = 'examples/mnist-cnn.ts';
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function node(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, args, { cwd: root, maxBuffer: 256 << 20, env: { ...process.env, NO_COLOR: '1', ...env } }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 const dlc = (...args: string[]) => node([bin, ...args]);
 

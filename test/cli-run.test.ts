@@ -10,33 +10,19 @@
  * SIMD: the same f32 math with different rounding, so their losses are compared to 1e-4 and their
  * classes exactly (a class flip would need two outputs within ~1e-6 of each other).
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Run } from './run-node.ts';
+import { bin, node, root } from './run-node.ts';
 import { writeNpy, readNpy } from '../cli/npy.ts';
 import { loadMnist } from '../compiler/index.ts';
 import type { Manifest } from '../runtime/artifact.ts';
 import { readSafetensors, writeSafetensors } from '../runtime/safetensors.ts';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const bin = path.join(root, 'bin', 'dlc.js');
 const example = 'examples/mnist-cnn.ts';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function dlc(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { cwd: root, maxBuffer: 64 << 20, env: { ...process.env, NO_COLOR: '1', ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+const dlc = (args: readonly string[], env: Record<string, string> = {}) => node([bin, ...args], env);
 
 async function ok(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
   const r = await dlc(args, env);
