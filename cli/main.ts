@@ -17,6 +17,7 @@ import {
   buildArtifact,
   checkArtifactTarget,
   compileStep,
+  detectRelaxedSimd,
   DlcError,
   formatDispatch,
   getDefaultBackend,
@@ -263,7 +264,7 @@ function passDumps(c: CompiledStep): { name: PassName; text: string; changed: bo
 }
 
 /** `--debug` output for one compiled step, on stderr; `code` makes the level-4 text on demand. */
-function debugReport(level: number, label: string, c: CompiledStep, codegen: string, code: () => readonly [string, string][]): void {
+async function debugReport(level: number, label: string, c: CompiledStep, codegen: string, code: () => Promise<readonly [string, string][]>): Promise<void> {
   if (level < 1) return;
   const err = (t: string) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`);
   const times = c.passes.map((r) => `${r.name} ${r.ms.toFixed(1)} ms`).join(', ');
@@ -272,10 +273,14 @@ function debugReport(level: number, label: string, c: CompiledStep, codegen: str
     for (const d of passDumps(c)) if (d.changed && !c.passes.find((r) => r.name === d.name)!.program) err(`${d.header.replace(/ -----\n$/, ` (${label}) -----\n`)}${d.text}`);
   }
   if (level >= 3) err(`// ----- kernel IR: ${label} -----\n${kernelText(c)}`);
-  if (level >= 4) for (const [name, text] of code()) err(`// ----- ${name} -----\n${text}`);
+  if (level >= 4) for (const [name, text] of await code()) err(`// ----- ${name} -----\n${text}`);
 }
 
-function writeDumps(dir: string | undefined, mode: string, entries: readonly { name: string; compiled: CompiledStep; wat: (() => string) | null; wgsl: readonly { name: string; code: string }[] | null }[]): void {
+async function writeDumps(
+  dir: string | undefined,
+  mode: string,
+  entries: readonly { name: string; compiled: CompiledStep; wat: (() => Promise<string>) | null; wgsl: readonly { name: string; code: string }[] | null }[],
+): Promise<void> {
   for (const e of entries) {
     const dumps = passDumps(e.compiled).filter((d) => mode === 'all' || (mode === 'changed' ? d.changed : d.name === mode));
     if (!dir) {
@@ -288,7 +293,7 @@ function writeDumps(dir: string | undefined, mode: string, entries: readonly { n
     const idx = (n: PassName) => String(PASS_NAMES.indexOf(n) + 1).padStart(2, '0');
     for (const d of dumps) writeFileSync(path.join(at, `${idx(d.name)}-${d.name}.txt`), `${d.header}${d.text}`);
     writeFileSync(path.join(at, 'kernels.txt'), kernelText(e.compiled));
-    if (e.wat) writeFileSync(path.join(at, `${e.name}.wat`), e.wat());
+    if (e.wat) writeFileSync(path.join(at, `${e.name}.wat`), await e.wat());
     if (e.wgsl) {
       mkdirSync(path.join(at, 'webgpu'), { recursive: true });
       const w = Math.max(2, String(e.wgsl.length - 1).length);
@@ -318,14 +323,14 @@ async function compileCommand(model: Model, p: Parsed): Promise<void> {
   const art = buildArtifact(model, { targets, entries, batchSize: intFlag(p, 'batch-size', 32), weights, runtime: runtimeBundle() });
   for (const e of art.entries) {
     const cg = Object.entries(e.codegenMs).map(([t, ms]) => `; ${t} codegen ${ms.toFixed(1)} ms`).join('');
-    debugReport(level, e.name, e.compiled, cg, () => [
-      ...(targets.includes('wasm') ? [[`${e.name}.wasm (text)`, stepWat(e.compiled)] as [string, string]] : []),
+    await debugReport(level, e.name, e.compiled, cg, async () => [
+      ...(targets.includes('wasm') ? [[`${e.name}.wasm (text)`, await stepWat(e.compiled)] as [string, string]] : []),
       ...(e.wgsl ?? []).map((k) => [`${e.name} WGSL ${k.name}`, k.code] as [string, string]),
     ]);
   }
   const dumpMode = strFlag(p, 'dump-after') ?? (strFlag(p, 'dump-dir') ? 'all' : undefined);
   if (dumpMode) {
-    writeDumps(
+    await writeDumps(
       strFlag(p, 'dump-dir'),
       dumpMode,
       art.entries.map((e) => ({ name: e.name, compiled: e.compiled, wat: targets.includes('wasm') ? () => stepWat(e.compiled) : null, wgsl: e.wgsl })),
@@ -395,8 +400,8 @@ const COMMANDS: readonly Command[] = [
         // The backends compile inside fit(); compiling the train step once more here reports what they build.
         const c = compileStep(await loadModel(file), 'train', intFlag(p, 'batch-size', 32));
         const wasm = (backend ?? getDefaultBackend()) === 'wasm';
-        debugReport(level, 'train_step', c, '', () =>
-          wasm ? [['train_step.wasm (text)', stepWat(c)]] : stepWgsl(c).map((k): [string, string] => [`train_step WGSL ${k.name}`, k.code]),
+        await debugReport(level, 'train_step', c, '', async () =>
+          wasm ? [['train_step.wasm (text)', await stepWat(c, detectRelaxedSimd())]] : stepWgsl(c).map((k): [string, string] => [`train_step WGSL ${k.name}`, k.code]),
         );
       }
       const nTest = intFlag(p, 'test-samples', 2000);

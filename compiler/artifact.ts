@@ -26,7 +26,8 @@ import path from 'node:path';
 import { numel } from '../ir/types.ts';
 import type { ArtifactBackend, EntryInput, EntryManifest, EntryName, Manifest, StateSpec } from '../runtime/artifact.ts';
 import { ARTIFACT_FORMAT, ARTIFACT_VERSION } from '../runtime/artifact.ts';
-import { emitWasm, emitWat, wasmMemoryBytes } from './codegen/wasm.ts';
+import { emitWasm, wasmMemoryBytes } from './codegen/wasm.ts';
+import { wasmText } from './codegen/wat.ts';
 import { bufferBytes } from './kernel/plan.ts';
 import type { WgslKernel, WgslLimits } from './codegen/wgsl.ts';
 import { emitWgsl } from './codegen/wgsl.ts';
@@ -189,9 +190,12 @@ export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
   return { manifest, files: new Map([...files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))), entries };
 }
 
-/** A compiled step's Wasm module as text (dumps and `--debug 4`), with the artifact's options. */
-export function stepWat(c: Compiled): string {
-  return emitWat(c.program, c.plan, { relaxedSimd: false });
+/**
+ * A compiled step's Wasm module as text, printed by wabt from the bytes (dumps and `--debug 4`);
+ * by default with the artifact's options (no relaxed SIMD).
+ */
+export function stepWat(c: Compiled, relaxedSimd = false): Promise<string> {
+  return wasmText(emitWasm(c.program, c.plan, { relaxedSimd }));
 }
 
 /** A compiled step's WGSL kernels for WebGPU's default limits, as the artifact has them. */

@@ -29,3 +29,4 @@ export type { PassRecord } from './pipeline.ts';
 // The artifact runtime, for programs (and the CLI) that load what `dlc compile` wrote.
 export { ArtifactError, formatDispatch, loadArtifact, readSafetensors, setDispatchTrace, writeSafetensors } from '../runtime/index.ts';
 export type { ArtifactModel, DispatchEvent, LoadOptions, Manifest } from '../runtime/index.ts';
+export { detectRelaxedSimd } from '../runtime/wasm.ts';

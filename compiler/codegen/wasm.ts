@@ -1613,17 +1613,25 @@ function buildModule(p: Program, plan: MemoryPlan, opts: WasmOptions): Mod {
   }
 }
 
-/** One Wasm module running the whole program: exports `memory`, `run()` and each kernel as `k<i>()`. */
+/** One Wasm module running the whole program: exports `memory`, `run()` and each kernel as `k<i>()`; has a name section. */
 export function emitWasm(p: Program, plan: MemoryPlan, opts: WasmOptions): Uint8Array {
-  const m = buildModule(p, plan, opts);
+  // Debug info keeps binaryen's function names through optimisation and emits a name section, so
+  // profilers, stack traces and WAT dumps show `k<i>_<kernel name>`. Global setting: restored.
+  const debug = binaryen.getDebugInfo();
+  binaryen.setDebugInfo(true);
   try {
-    return m.emitBinary();
+    const m = buildModule(p, plan, opts);
+    try {
+      return m.emitBinary();
+    } finally {
+      m.dispose();
+    }
   } finally {
-    m.dispose();
+    binaryen.setDebugInfo(debug);
   }
 }
 
-/** The same module as text (for dumps). */
+/** The same module as binaryen's text (codegen tests; dumps use wabt, see codegen/wat.ts). */
 export function emitWat(p: Program, plan: MemoryPlan, opts: WasmOptions): string {
   const m = buildModule(p, plan, opts);
   try {
