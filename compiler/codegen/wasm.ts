@@ -153,6 +153,9 @@ class Fn {
 }
 
 /** Loop nest over `extents` with `counters`; `pre(l)` runs at the top of level l (l = 0: before all loops). */
+/** Reductions over at most this many elements are unrolled (see `reduce`). */
+const REDUCE_UNROLL_MAX = 16;
+
 function nest(fn: Fn, extents: readonly number[], counters: readonly number[], pre: (l: number) => Ref[], inner: Ref[]): Ref[] {
   let body = inner;
   for (let a = extents.length - 1; a >= 0; a--) body = [...pre(a), fn.loop(counters[a], 0, extents[a], 1, body)];
@@ -1248,11 +1251,31 @@ class ModuleBuilder {
 
     /** One output element (or 4 lanes): init, reduction loops, epilogue, store. */
     const element = ([body, epi]: Unit[], lanes: boolean): Ref[] => {
-      const v = body.value('f32');
-      const fold = lanes
-        ? fn.set(accV, k.op === 'sum' ? m.f32x4.add(fn.get(accV), v) : m.f32x4.max(fn.get(accV), v))
-        : fn.set(acc, k.op === 'sum' ? m.f32.add(fn.get(acc), v) : m.f32.max(fn.get(acc), v));
-      const reduction = numel(k.rshape) === 0 ? [] : nest(fn, k.rshape, rc, (l) => body.stmts(R + l), [...body.stmts(R + RR), fold]);
+      const fold = () => {
+        const v = body.value('f32');
+        return lanes
+          ? fn.set(accV, k.op === 'sum' ? m.f32x4.add(fn.get(accV), v) : m.f32x4.max(fn.get(accV), v))
+          : fn.set(acc, k.op === 'sum' ? m.f32.add(fn.get(acc), v) : m.f32.max(fn.get(acc), v));
+      };
+      const taps = numel(k.rshape);
+      let reduction: Ref[];
+      if (taps === 0) reduction = [];
+      else if (taps <= REDUCE_UNROLL_MAX) {
+        // A small window (pooling 2x2, a 10-class row) is unrolled: the loop control would cost as
+        // much as the body. Same order as the loops, so the same result to the bit.
+        reduction = [];
+        for (let t = 0; t < taps; t++) {
+          let rest = t;
+          const at = [...k.rshape].reverse().map((d) => {
+            const v = rest % d;
+            rest = Math.floor(rest / d);
+            return v;
+          }).reverse();
+          at.forEach((v, a) => reduction.push(fn.set(rc[a], m.i32.const(v))));
+          for (let l = 0; l <= RR; l++) reduction.push(...body.stmts(R + l));
+          reduction.push(fold());
+        }
+      } else reduction = nest(fn, k.rshape, rc, (l) => body.stmts(R + l), [...body.stmts(R + RR), fold()]);
       return [
         lanes ? fn.set(accV, alu.constV('f32', init)) : fn.set(acc, m.f32.const(init)),
         ...reduction,
