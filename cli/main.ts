@@ -11,12 +11,13 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { BackendName, CompiledStep, Model, PassName, StepKind } from '../compiler/index.ts';
+import type { BackendName, CompiledStep, DispatchEvent, Model, PassName, StepKind } from '../compiler/index.ts';
 import {
   availableBackends,
   buildArtifact,
   checkArtifactTarget,
   compileStep,
+  chromeTrace,
   detectRelaxedSimd,
   DlcError,
   formatDispatch,
@@ -178,6 +179,7 @@ const DEBUG_LEVELS = [
   '5  a runtime trace instead: every kernel dispatch with its time (train, eval, predict)',
 ];
 const DEBUG_FLAG: FlagSpec = { name: 'debug', metavar: 'N', min: 0, help: 'diagnostics on stderr, levels 1-5 (default: $DLC_DEBUG or 0)' };
+const TRACE_FLAG: FlagSpec = { name: 'trace', metavar: 'FILE', help: 'write every kernel dispatch with its time to FILE (Chrome trace JSON, for Perfetto)' };
 const DEBUG_NOTES = ['Debug levels (--debug N or DLC_DEBUG=N):', ...DEBUG_LEVELS.map((l) => `  ${l}`)];
 
 /** `--backend`, with the WebGPU fallback notice: no adapter means wasm, a CPU adapter is named. */
@@ -385,6 +387,7 @@ const COMMANDS: readonly Command[] = [
       { name: 'weights', metavar: 'FILE', help: 'start from these weights (.safetensors, matched by tensor name)' },
       { name: 'save', metavar: 'FILE', help: 'write the trained weights to FILE (.safetensors)' },
       DEBUG_FLAG,
+      TRACE_FLAG,
     ],
     notes: () => [
       `Default backend: ${getDefaultBackend()}; available here: ${availableBackends().join(', ')}.`,
@@ -434,6 +437,7 @@ const COMMANDS: readonly Command[] = [
       { name: 'backend', metavar: 'NAME', choices: BACKENDS, help: `where it runs: ${BACKENDS.join(', ')} (artifacts: wasm, webgpu)` },
       { name: 'weights', metavar: 'FILE', help: 'evaluate these weights (.safetensors, e.g. from dlc train --save)' },
       DEBUG_FLAG,
+      TRACE_FLAG,
     ],
     notes: () => [
       'A model file reports its compiled loss and metrics. An artifact reports accuracy, and the',
@@ -461,6 +465,7 @@ const COMMANDS: readonly Command[] = [
       { name: 'backend', metavar: 'NAME', choices: BACKENDS, help: `where it runs: ${BACKENDS.join(', ')} (artifacts: wasm, webgpu)` },
       { name: 'weights', metavar: 'FILE', help: 'predict with these weights (.safetensors)' },
       DEBUG_FLAG,
+      TRACE_FLAG,
     ],
     notes: () => ['Prints one line per sample (the first 20): index, class, its output value, and the label for MNIST digits.', ...DEBUG_NOTES],
     async run(file, p) {
@@ -609,11 +614,24 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     const file = p.positionals[0];
     if (!cmd.artifacts && isArtifactPath(file)) throw new CliError(`'dlc ${cmd.name}' needs a model file (.ts or .js), but ${file} is a compiled artifact`, 2);
-    if (cmd.flags.some((f) => f.name === 'debug') && debugLevel(p) >= 5) setDispatchTrace((e) => process.stderr.write(`${formatDispatch(e)}\n`));
+    const print = cmd.flags.some((f) => f.name === 'debug') && debugLevel(p) >= 5;
+    const traceFile = strFlag(p, 'trace');
+    const events: DispatchEvent[] = [];
+    if (print || traceFile) {
+      setDispatchTrace((e) => {
+        if (print) process.stderr.write(`${formatDispatch(e)}\n`);
+        if (traceFile) events.push(e);
+      });
+    }
     try {
       await cmd.run(file, p);
     } finally {
       setDispatchTrace(null);
+      // Written even when the run failed: the dispatches up to the failure are what one wants to see.
+      if (traceFile) {
+        writeFileAtomic(traceFile, chromeTrace(events));
+        process.stderr.write(`wrote ${events.length} dispatches to ${traceFile} (open in ui.perfetto.dev or chrome://tracing)\n`);
+      }
     }
     return 0;
   } catch (e) {

@@ -10,5 +10,5 @@ export { ARTIFACT_FORMAT, ARTIFACT_VERSION, ArtifactError, checkManifest, loadAr
 export type { ArtifactBackend, ArtifactModel, EntryManifest, EntryName, LoadOptions, Manifest, PlannedBuffer, ScheduledKernel, StateSpec } from './artifact.ts';
 export { readSafetensors, SafetensorsError, writeSafetensors } from './safetensors.ts';
 export type { SafeTensor, SafetensorsFile } from './safetensors.ts';
-export { formatDispatch, setDispatchTrace } from './trace.ts';
+export { chromeTrace, formatDispatch, setDispatchTrace } from './trace.ts';
 export type { DispatchEvent, DispatchSink } from './trace.ts';

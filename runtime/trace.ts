@@ -8,7 +8,8 @@
  * (`onSubmittedWorkDone`), so a WebGPU time includes the per-submit overhead and events arrive
  * asynchronously; without a sink both run exactly as they do untraced (one call, one submit).
  *
- * Module state: the sink is global to this copy of the runtime, which is what a debugging switch
+ * `chromeTrace` turns collected events into a file Perfetto (ui.perfetto.dev) or chrome://tracing
+ * opens. Module state: the sink is global to this copy of the runtime, which is what a debugging switch
  * wants. Imports nothing.
  */
 
@@ -21,6 +22,8 @@ export interface DispatchEvent {
   /** Position of the kernel in the program's schedule. */
   readonly index: number;
   readonly kernel: string;
+  /** When the dispatch started, in ms on `performance.now()`'s clock. */
+  readonly start: number;
   readonly ms: number;
 }
 
@@ -36,6 +39,27 @@ export function setDispatchTrace(s: DispatchSink | null): void {
 /** The current sink, or null when not tracing. */
 export function dispatchTrace(): DispatchSink | null {
   return sink;
+}
+
+/**
+ * Events as a Chrome trace (the Trace Event JSON that Perfetto and chrome://tracing open): one
+ * complete event per dispatch, one track per program, times in microseconds.
+ */
+export function chromeTrace(events: readonly DispatchEvent[]): string {
+  const tracks = [...new Set(events.map((e) => `${e.backend} ${e.program}`))];
+  const meta = tracks.map((t, i) => ({ name: 'thread_name', ph: 'M', pid: 1, tid: i + 1, args: { name: t } }));
+  const us = (ms: number) => Math.round(ms * 1000) / 1000;
+  const spans = events.map((e) => ({
+    name: e.kernel,
+    cat: e.backend,
+    ph: 'X',
+    pid: 1,
+    tid: tracks.indexOf(`${e.backend} ${e.program}`) + 1,
+    ts: us(e.start * 1000),
+    dur: us(e.ms * 1000),
+    args: { run: e.run, index: e.index },
+  }));
+  return `${JSON.stringify({ displayTimeUnit: 'ms', traceEvents: [...meta, ...spans] })}\n`;
 }
 
 /** One trace line, as the CLI prints it. */

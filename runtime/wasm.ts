@@ -58,7 +58,7 @@ export async function instantiateProgram(bytes: Uint8Array, info: ProgramInfo = 
     for (let i = 0; i < kernels.length; i++) {
       const t0 = performance.now();
       kernels[i]();
-      trace({ backend: 'wasm', program: label, run: n, index: i, kernel: info.kernels?.[i] ?? `k${i}`, ms: performance.now() - t0 });
+      trace({ backend: 'wasm', program: label, run: n, index: i, kernel: info.kernels?.[i] ?? `k${i}`, start: t0, ms: performance.now() - t0 });
     }
   };
   return {

@@ -272,7 +272,7 @@ export async function createProgram(device: GPUDevice, kernels: readonly GpuKern
       device.queue.submit([enc.finish()]);
       void device.queue.onSubmittedWorkDone().then(() => {
         const now = performance.now();
-        trace({ backend: 'webgpu', program: label, run: n, index: i, kernel: p.name, ms: now - prev });
+        trace({ backend: 'webgpu', program: label, run: n, index: i, kernel: p.name, start: prev, ms: now - prev });
         prev = now;
       });
     });

@@ -130,6 +130,20 @@ describe('dlc train/eval/predict', () => {
     expect(m.stderr).toMatch(/\[dlc trace\] wasm sequential\.eval run 0 #000 \S+ [\d.]+ ms/);
   });
 
+  it('--trace writes a Chrome trace: one complete event per dispatch, one named track per program', async () => {
+    const manifest = JSON.parse(readFileSync(path.join(art, 'manifest.json'), 'utf8')) as Manifest;
+    const kernels = manifest.entries.predict!.schedule.map((k) => k.name);
+    const file = path.join(tmp, 'trace.json');
+    const r = await ok(['predict', art, '--samples', '40', '--trace', file]);
+    expect(r.stderr).toContain(`wrote ${2 * kernels.length} dispatches to ${file}`);
+    const t = JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: { name: string; ph: string; tid: number; ts: number; dur: number; args: Record<string, unknown> }[] };
+    const spans = t.traceEvents.filter((e) => e.ph === 'X');
+    expect(spans.map((e) => e.name)).toEqual([...kernels, ...kernels]);
+    expect(t.traceEvents.filter((e) => e.ph === 'M').map((e) => e.args.name)).toEqual(['wasm sequential.predict']);
+    // Kernels of one run follow each other on the clock.
+    for (let i = 1; i < kernels.length; i++) expect(spans[i].ts).toBeGreaterThanOrEqual(spans[i - 1].ts + spans[i - 1].dur - 1e-3);
+  });
+
   it('eval --help and predict --help list their flags', async () => {
     const e = await ok(['eval', '--help']);
     for (const f of ['--test-samples', '--backend', '--weights', '--debug']) expect(e.stdout).toContain(f);
