@@ -5,7 +5,8 @@
  * /digits.f32; headless Chromium (Debian's /usr/bin/chromium driven by playwright-core, never a
  * downloaded browser) opens the page, which imports the artifact's own index.js and predicts N MNIST
  * test digits on Wasm, on WebGPU with the default adapter, and on WebGPU with a compatibility-mode
- * adapter (see CHROMIUM_ARGS for which drivers those are). The same artifact loaded in Node
+ * adapter (see CHROMIUM_ARGS for which drivers those are), then takes two train steps on the first
+ * batch with each. The same artifact loaded in Node
  * (runtime/index.ts, Wasm) gives the reference: classes must agree exactly and probabilities within
  * stated tolerances. The page must also have run the `dlc-runtime.js` copy inside the artifact
  * (byte-identical to dist/dlc-runtime.js) and nothing else, with no page errors, console errors,
@@ -82,6 +83,13 @@ type RunName = (typeof RUNS)[number];
  */
 const WASM_TOL = 1e-6;
 const GPU_TOL = 1e-4;
+/**
+ * Relative tolerance on a WebGPU train loss against Wasm's. The first step's loss is a forward pass
+ * (about 1e-7 apart); the second follows an Adam update, and Adam divides each gradient by its own
+ * magnitude, so a gradient entry that is rounding noise on one side moves its weight by up to the
+ * learning rate either way. Measured here: 3e-5 (SwiftShader) and 6e-5 (lavapipe) after one step.
+ */
+const TRAIN_GPU_TOL = 5e-4;
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -105,6 +113,9 @@ interface PageRun {
   adapter?: AdapterDescription | null;
   loadMs?: number;
   predictMs?: number;
+  trainMs?: number;
+  /** Losses of two train steps on the first batch. */
+  losses?: number[];
   unavailable?: string;
 }
 interface PageResult {
@@ -122,6 +133,8 @@ const served: string[] = [];
 const problems: string[] = [];
 let page: PageResult = {};
 let nodeOut: Float32Array = new Float32Array(0);
+/** Node's (Wasm) losses of the same two train steps the page takes. */
+const nodeLosses: number[] = [];
 let labels: Int32Array = new Int32Array(0);
 let runtimeBytes: Buffer = Buffer.alloc(0);
 
@@ -214,8 +227,7 @@ beforeAll(async () => {
   // train digits (about 4 s here) gives real predictions with clear margins.
   const data = loadMnist(TRAIN, N);
   await model.fit(data.train.x, data.train.y, { epochs: 1, batchSize: BATCH, verbose: 0, backend: 'wasm' });
-  // Only the predict entry: the page never trains, and a train step would double the compile time.
-  const art = buildArtifact(model, { batchSize: BATCH, entries: ['predict'], runtime: runtimeBytes });
+  const art = buildArtifact(model, { batchSize: BATCH, entries: ['predict', 'train'], runtime: runtimeBytes });
   tmp = mkdtempSync(path.join(os.tmpdir(), 'dlc-page-test-'));
   artifactDir = path.join(tmp, 'artifact');
   writeArtifact(artifactDir, art.files);
@@ -225,6 +237,8 @@ beforeAll(async () => {
   labels = test.y.data as Int32Array;
   const ref = await loadArtifact(artifactDir, { backend: 'wasm' });
   nodeOut = await ref.predict(x);
+  const firstLabels = labels.slice(0, BATCH);
+  for (let s = 0; s < 2; s++) nodeLosses.push((await ref.trainStep(x.subarray(0, BATCH * 784), firstLabels)).loss);
   ref.dispose();
 
   server = await serve(new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
@@ -237,7 +251,7 @@ beforeAll(async () => {
   tab.on('requestfailed', (r) => problems.push(`request failed: ${r.url()}: ${r.failure()?.errorText ?? '?'}`));
   const { port } = server.address() as AddressInfo;
   // http://127.0.0.1 is a secure context, so navigator.gpu exists (it does not on about:blank).
-  await tab.goto(`http://127.0.0.1:${port}/?runs=${RUNS.join(',')}`);
+  await tab.goto(`http://127.0.0.1:${port}/?runs=${RUNS.join(',')}&labels=${Array.from(labels.slice(0, BATCH)).join(',')}`);
   try {
     await tab.waitForFunction(() => (window as { result?: unknown }).result !== undefined, null, { timeout: 60_000 });
   } catch (e) {
@@ -292,6 +306,20 @@ describe('a compiled artifact in headless Chromium', () => {
       expect(diff).toBeLessThanOrEqual(GPU_TOL);
     });
   }
+
+  it(`trains in the page: two steps on the first batch give the losses Node gets (Wasm to ${WASM_TOL}, WebGPU to ${TRAIN_GPU_TOL} relative)`, () => {
+    // The second loss follows one Adam update made in the page, so this checks the gradients, the
+    // optimizer and the in-place state updates as well as the forward pass.
+    for (const run of RUNS) {
+      const r = page.runs?.[run];
+      expect(r?.losses, `no train losses for '${run}'${context()}`).toHaveLength(2);
+      const tol = run === 'wasm' ? WASM_TOL : TRAIN_GPU_TOL;
+      r!.losses!.forEach((l, s) => expect(Math.abs(l - nodeLosses[s]) / nodeLosses[s], `${run} step ${s}: ${l} vs Node ${nodeLosses[s]}`).toBeLessThanOrEqual(tol));
+      console.log(`page ${run}: train 2 steps ${r!.trainMs} ms, losses ${r!.losses!.join(', ')} (Node ${nodeLosses.join(', ')})`);
+    }
+    // The update must have done something: a second step on the same batch has a lower loss.
+    expect(nodeLosses[1]).toBeLessThan(nodeLosses[0]);
+  });
 
   it(`predicts real digits, each decided by more than 2 x ${GPU_TOL} (so no class hinges on rounding)`, () => {
     const cls = argmax(nodeOut);

@@ -8,7 +8,8 @@
  *   webgpu-compat   load({ backend: 'webgpu', device }) on a device this page requests from a
  *                   `featureLevel: 'compatibility'` adapter (in the test: Dawn's OpenGL ES backend on
  *                   ANGLE on the system Vulkan driver), with the compute limits the WGSL needs.
- * It ends by setting `window.result` to `{ runs: { [run]: { output, adapter, loadMs, predictMs } } }`, or
+ * With `?labels=` (the first batch's labels) each run then takes two train steps on that batch.
+ * It ends by setting `window.result` to `{ runs: { [run]: { output, losses, adapter, loadMs, predictMs, trainMs } } }`, or
  * `{ error }` with the stack; a run without WebGPU reports `{ unavailable: why }` instead of throwing,
  * so the test can describe the adapter situation. Plain JavaScript: the browser runs it as served.
  */
@@ -58,6 +59,8 @@ async function loadFor(load, run) {
 async function main() {
   const params = new URLSearchParams(location.search);
   const runs = (params.get('runs') ?? 'wasm').split(',');
+  // Labels of the first batch (`?labels=7,2,1,...`): when given, each run also trains.
+  const labels = params.get('labels') ? Int32Array.from(params.get('labels').split(','), Number) : null;
   const { load } = await import('./artifact/index.js');
   const res = await fetch('./digits.f32');
   if (!res.ok) throw new Error(`page.js: GET digits.f32: HTTP ${res.status}`);
@@ -72,8 +75,23 @@ async function main() {
     }
     const loaded = performance.now();
     const y = await got.model.predict(x);
+    const predicted = performance.now();
+    // Then train: two steps on the first batch, from the artifact's weights. The first loss is the
+    // forward pass at those weights; the second is after one Adam update made in this page.
+    const losses = [];
+    if (labels) {
+      const xb = x.subarray(0, labels.length * 784);
+      for (let s = 0; s < 2; s++) losses.push((await got.model.trainStep(xb, labels)).loss);
+    }
     got.model.dispose();
-    out[run] = { output: Array.from(y), adapter: got.adapter, loadMs: Math.round(loaded - t), predictMs: Math.round(performance.now() - loaded) };
+    out[run] = {
+      output: Array.from(y),
+      losses,
+      adapter: got.adapter,
+      loadMs: Math.round(loaded - t),
+      predictMs: Math.round(predicted - loaded),
+      trainMs: Math.round(performance.now() - predicted),
+    };
   }
   return { runs: out };
 }
