@@ -191,22 +191,26 @@ export async function createProgram(device: GPUDevice, kernels: readonly GpuKern
     entries: [{ binding: 0, visibility: SHADER_STAGE_COMPUTE, buffer: { type: 'storage' } }],
   });
   const layout = device.createPipelineLayout({ label: `${label}.pipelineLayout`, bindGroupLayouts: [bindLayout] });
-  const pipelines: { pipeline: GPUComputePipeline; workgroups: readonly [number, number, number]; name: string }[] = [];
-  // Compile every module first (independent, so their compilation-info round trips overlap).
-  const modules = await Promise.all(kernels.map((k) => compileModule(device, k)));
-  for (let i = 0; i < kernels.length; i++) {
-    const k = kernels[i];
+  for (const k of kernels) {
     for (const w of k.workgroups) {
       if (!Number.isInteger(w) || w < 0 || w > device.limits.maxComputeWorkgroupsPerDimension) {
         throw new Error(`webgpu: kernel '${k.name}' dispatches [${k.workgroups}] workgroups; each must be an integer in [0, ${device.limits.maxComputeWorkgroupsPerDimension}]`);
       }
     }
-    device.pushErrorScope('validation');
-    const pipeline = device.createComputePipeline({ label: k.name, layout, compute: { module: modules[i], entryPoint: 'main' } });
-    const err = await device.popErrorScope();
-    if (err) throw new Error(`webgpu: kernel '${k.name}': pipeline creation failed: ${err.message}`);
-    pipelines.push({ pipeline, workgroups: k.workgroups, name: k.name });
   }
+  // Compile every module, then make every pipeline, all concurrently: a driver that compiles
+  // pipelines on worker threads (Chrome's does) overlaps them instead of paying one after another.
+  const modules = await Promise.all(kernels.map((k) => compileModule(device, k)));
+  const pipelines = await Promise.all(
+    kernels.map(async (k, i) => {
+      try {
+        const pipeline = await device.createComputePipelineAsync({ label: k.name, layout, compute: { module: modules[i], entryPoint: 'main' } });
+        return { pipeline, workgroups: k.workgroups, name: k.name };
+      } catch (e) {
+        throw new Error(`webgpu: kernel '${k.name}': pipeline creation failed: ${(e as Error).message}`);
+      }
+    }),
+  );
   device.pushErrorScope('validation');
   const arena = device.createBuffer({ label: `${label}.arena`, size: bytes, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST });
   const bindGroup = device.createBindGroup({ label: `${label}.bind`, layout: bindLayout, entries: [{ binding: 0, resource: { buffer: arena } }] });
