@@ -34,7 +34,7 @@ import {
 } from '../compiler/index.ts';
 import { CliError, loadModel } from './load.ts';
 import { readNpy, writeNpy } from './npy.ts';
-import { isArtifactPath, openSource, readFlagFile, writeFileAtomic } from './sources.ts';
+import { checkWritable, isArtifactPath, openSource, readFlagFile, writeFileAtomic } from './sources.ts';
 
 // ---- argument parsing ----
 
@@ -614,6 +614,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     const file = p.positionals[0];
     if (!cmd.artifacts && isArtifactPath(file)) throw new CliError(`'dlc ${cmd.name}' needs a model file (.ts or .js), but ${file} is a compiled artifact`, 2);
+    for (const flag of ['save', 'output', 'trace']) {
+      const f = cmd.name !== 'compile' ? strFlag(p, flag) : undefined;
+      if (f) checkWritable(flag, f);
+    }
     const print = cmd.flags.some((f) => f.name === 'debug') && debugLevel(p) >= 5;
     const traceFile = strFlag(p, 'trace');
     const events: DispatchEvent[] = [];

@@ -10,7 +10,7 @@
  *
  * Stateless: the CLI bundles this file; the library comes in through compiler/index.ts only.
  */
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ArtifactModel, BackendName, Model, SequentialModel as SequentialModelType } from '../compiler/index.ts';
 import { DlcError, getDefaultBackend, loadArtifact, SequentialModel, tensor } from '../compiler/index.ts';
@@ -55,11 +55,23 @@ export function readFlagFile(flag: string, file: string): Uint8Array {
   return readFileSync(file);
 }
 
+/** Refuse, before any work, an output file whose folder does not exist (a typo would cost a whole run). */
+export function checkWritable(flag: string, file: string): void {
+  const dir = path.dirname(path.resolve(file));
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new CliError(`--${flag}: folder ${path.dirname(file)} does not exist`, 2);
+  if (statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw new CliError(`--${flag}: ${file} is a folder`, 2);
+}
+
 /** Write `bytes` to `file` through a temporary file and a rename, so a failure leaves no half file. */
 export function writeFileAtomic(file: string, bytes: Uint8Array | string): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, file);
+  try {
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new CliError(`cannot write ${file}: ${(e as Error).message}`, 1);
+  }
 }
 
 const numel = (s: readonly number[]) => s.reduce((a, d) => a * d, 1);

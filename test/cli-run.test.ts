@@ -159,6 +159,8 @@ describe('dlc train/eval/predict', () => {
     ['a missing --weights file', () => ['eval', example, '--weights', path.join(tmp, 'nope.safetensors')], 2, /--weights: file not found/],
     ['a missing --input file', () => ['predict', art, '--input', path.join(tmp, 'nope.npy')], 2, /--input: file not found/],
     ['--input and --samples together', () => ['predict', art, '--input', path.join(tmp, 'x.npy'), '--samples', '3'], 2, /cannot be used with --input/],
+    ['--save into a folder that does not exist (refused before training)', () => ['train', example, '--save', path.join(tmp, 'no', 'w.safetensors')], 2, /--save: folder .* does not exist/],
+    ['--output or --trace naming a folder', () => ['predict', art, '--trace', tmp], 2, /--trace: .* is a folder/],
   ])('%s: one-line error with its exit code', async (_what, args, code, msg) => {
     const r = await dlc(args());
     expect(r.code).toBe(code);
