@@ -180,6 +180,13 @@ async function sha256(bytes: Uint8Array): Promise<string> {
 const numel = (shape: readonly number[]) => shape.reduce((a, d) => a * d, 1);
 const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
+/** Refuse NaN or infinite inputs, naming the sample: a step would spread them through the weights. */
+function checkFinite(what: string, a: Float32Array | Int32Array, per: number): void {
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i])) throw new ArtifactError(`${what}: value ${a[i]} at sample ${Math.floor(i / per)}, element ${i % per} (inputs must be finite)`);
+  }
+}
+
 /** Check format and version before trusting any other field. */
 export function checkManifest(m: unknown): Manifest {
   const bad = (why: string): never => {
@@ -378,6 +385,7 @@ function makeModel(manifest: Manifest, backend: ArtifactBackend, execs: Readonly
         if (!(x instanceof Float32Array) || x.length === 0 || x.length % inPer !== 0) {
           throw new ArtifactError(`predict: x must be a Float32Array of shape ${shapeText} (a multiple of ${inPer} values), got ${x instanceof Float32Array ? x.length : typeof x} values`);
         }
+        checkFinite('predict: x', x, inPer);
         await sync('predict');
         const n = x.length / inPer;
         const out = spec.outputs[spec.results.output ?? 0];
@@ -407,6 +415,13 @@ function makeModel(manifest: Manifest, backend: ArtifactBackend, execs: Readonly
           throw new ArtifactError(`trainStep: y must hold ${n * yPer} labels (${yin.dtype}[${[n, ...yin.shape.slice(1)].join(', ')}]), got ${y instanceof Int32Array || y instanceof Float32Array ? y.length : typeof y}`);
         }
         if (mask !== undefined && (!(mask instanceof Float32Array) || mask.length !== n)) throw new ArtifactError(`trainStep: mask must be a Float32Array of ${n} values`);
+        checkFinite('trainStep: x', x, inPer);
+        if (yin.dtype !== 'f32') {
+          // Integer class labels index the output: one outside [0, classes) would silently read garbage.
+          const classes = numel(manifest.model.outputShape);
+          const bad = y.findIndex((v) => !Number.isInteger(v) || v < 0 || v >= classes);
+          if (bad >= 0) throw new ArtifactError(`trainStep: label ${y[bad]} of sample ${bad} is outside [0, ${classes})`);
+        } else checkFinite('trainStep: y', y, yPer);
         await sync('train_step');
         const xb = new Float32Array(B * inPer);
         xb.set(x);

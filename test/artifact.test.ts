@@ -23,6 +23,7 @@ import { bin, node, root } from './run-node.ts';
 import { loadMnist, tensor } from '../compiler/index.ts';
 import type { SequentialModel } from '../compiler/index.ts';
 import type { Manifest } from '../runtime/artifact.ts';
+import { loadArtifact } from '../runtime/index.ts';
 import { readSafetensors, writeSafetensors } from '../runtime/safetensors.ts';
 
 const example = 'examples/mnist-cnn.ts';
@@ -220,6 +221,20 @@ describe('dlc compile', () => {
       expect(r.stderr).toMatch(/^error: [^\n]+\n$/);
       expect(r.stderr).toMatch(re);
       expect(existsSync(out)).toBe(false);
+    }
+  });
+
+  it('refuses NaN inputs and out-of-range labels before running, naming the sample', async () => {
+    const m = await loadArtifact(outA, { backend: 'wasm' });
+    try {
+      const x = x8.slice();
+      x[784 * 3 + 5] = NaN;
+      await expect(m.predict(x)).rejects.toThrow('predict: x: value NaN at sample 3, element 5 (inputs must be finite)');
+      await expect(m.trainStep(x8, Int32Array.from([1, 2, 3, 10, 0, 0, 0, 0]))).rejects.toThrow('trainStep: label 10 of sample 3 is outside [0, 10)');
+      // Refused calls leave the model usable.
+      expect((await m.trainStep(x8, y8)).loss).toBeGreaterThan(0);
+    } finally {
+      m.dispose();
     }
   });
 
