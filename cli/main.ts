@@ -143,10 +143,6 @@ async function modelFile(file: string, command: string): Promise<Model> {
 const STEP_KINDS: readonly StepKind[] = ['train', 'predict', 'eval'];
 const BACKENDS: readonly BackendName[] = ['interp', 'wasm', 'webgpu'];
 
-/**
- * The graph IR as each pass leaves it, in pipeline order. `--after` picks one by name; the last one
- * is the default. More passes (simplify, fuse) are added here as the library exports them.
- */
 /** The library's pass pipeline, with a line of help per pass. Dumps come from `compileStep`. */
 const PASS_HELP: Record<PassName, string> = {
   frontend: 'forward pass and loss, before autodiff (for the train entry: the eval step)',
@@ -158,12 +154,7 @@ const PASS_HELP: Record<PassName, string> = {
 function dumpAfter(model: Model, entry: StepKind, batch: number, pass: PassName): string {
   const c = compileStep(model, entry, batch);
   const r = c.passes.find((x) => x.name === pass)!;
-  if (r.program) {
-    const st = c.plan.stats;
-    const mib = (n: number) => (n / 1048576).toFixed(2);
-    return `${printProgram(r.program)}// kernels: ${r.program.kernels.length}; arena ${mib(c.plan.totalBytes)} MiB (inputs/outputs ${mib(st.fixedBytes)} MiB, temporaries ${mib(st.tempBytes)} MiB shared from ${mib(st.tempBytesUnshared)} MiB)\n`;
-  }
-  return printFunc(r.graph!);
+  return r.program ? kernelText(c) : printFunc(r.graph!);
 }
 
 
