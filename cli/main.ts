@@ -34,7 +34,8 @@ import {
 } from '../compiler/index.ts';
 import { CliError, loadModel } from './load.ts';
 import { readNpy, writeNpy } from './npy.ts';
-import { checkWritable, isArtifactPath, openSource, readFlagFile, writeFileAtomic } from './sources.ts';
+import { argmax, checkWritable, isArtifactPath, openSource, readFlagFile, writeFileAtomic } from './sources.ts';
+import { numel } from '../ir/types.ts';
 
 // ---- argument parsing ----
 
@@ -191,7 +192,7 @@ async function pickBackend(p: Parsed): Promise<BackendName | undefined> {
 /** `--input FILE` as f32 samples of `shape`: .npy or .json (nested arrays), [N, ...shape] or one sample. */
 function readInput(file: string, shape: readonly number[]): Float32Array {
   const bytes = readFlagFile('input', file);
-  const per = shape.reduce((a, d) => a * d, 1);
+  const per = numel(shape);
   let data: Float32Array;
   let dims: readonly number[];
   if (/\.json$/i.test(file)) {
@@ -390,9 +391,9 @@ const COMMANDS: readonly Command[] = [
       const backend = await pickBackend(p);
       const save = strFlag(p, 'save');
       const src = await openSource(file, backend, strFlag(p, 'weights'));
-      if (level > 0 && level < 5 && src.kind === 'model') {
+      if (level > 0 && level < 5 && src.model) {
         // The backends compile inside fit(); compiling the train step once more here reports what they build.
-        const c = compileStep(await loadModel(file), 'train', intFlag(p, 'batch-size', 32));
+        const c = compileStep(src.model, 'train', intFlag(p, 'batch-size', 32));
         const wasm = (backend ?? getDefaultBackend()) === 'wasm';
         await debugReport(level, 'train_step', c, '', async () =>
           wasm ? [['train_step.wasm (text)', await stepWat(c, detectRelaxedSimd())]] : stepWgsl(c).map((k): [string, string] => [`train_step WGSL ${k.name}`, k.code]),
@@ -462,8 +463,8 @@ const COMMANDS: readonly Command[] = [
     async run(file, p) {
       debugLevel(p);
       const src = await openSource(file, await pickBackend(p), strFlag(p, 'weights'));
-      const inPer = src.inputShape.reduce((a, d) => a * d, 1);
-      const outPer = src.outputShape.reduce((a, d) => a * d, 1);
+      const inPer = numel(src.inputShape);
+      const outPer = numel(src.outputShape);
       const inputFile = strFlag(p, 'input');
       let x: Float32Array;
       let labels: Int32Array | null = null;
@@ -484,8 +485,7 @@ const COMMANDS: readonly Command[] = [
       let correct = 0;
       for (let i = 0; i < n; i++) {
         const row = out.subarray(i * outPer, (i + 1) * outPer);
-        let c = 0;
-        for (let j = 1; j < outPer; j++) if (row[j] > row[c]) c = j;
+        const c = argmax(row);
         if (labels && labels[i] === c) correct++;
         if (i < show) process.stdout.write(`${String(i).padStart(w)}  ${String(c).padStart(5)}  ${row[c].toFixed(3)}${labels ? `  ${String(labels[i]).padStart(6)}${labels[i] === c ? '' : '  <- wrong'}` : ''}\n`);
       }

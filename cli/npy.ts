@@ -4,6 +4,7 @@
  * `f4`/`f8`/`i4`/`u1` (converted to f32 values as they are, no scaling); writes version 1 `<f4`.
  * Anything else is refused naming the file and what it holds. Stateless (the CLI bundles it).
  */
+import { numel } from '../ir/types.ts';
 import { CliError } from './load.ts';
 
 export interface NpyArray {
@@ -40,7 +41,7 @@ export function readNpy(bytes: Uint8Array, file: string): NpyArray {
   if (fortran === 'True') bad('Fortran-order arrays are not supported; save with np.ascontiguousarray');
   const shape = shapeText!.split(',').map((t) => t.trim()).filter((t) => t !== '').map(Number);
   if (!shape.every((d) => Number.isInteger(d) && d >= 0)) bad(`bad shape (${shapeText})`);
-  const count = shape.reduce((a, d) => a * d, 1);
+  const count = numel(shape);
   const base = hstart + hlen;
   if (base + count * rd.size > bytes.length) bad(`holds ${bytes.length - base} data bytes, its shape [${shape.join(', ')}] needs ${count * rd.size} (truncated?)`);
   const data = new Float32Array(count);

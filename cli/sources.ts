@@ -8,18 +8,22 @@
  * probabilities (every row non-negative and summing to 1 within 1e-3, i.e. a softmax head), else it
  * is left out rather than guessed. A model file reports what its compiled loss and metrics say.
  *
- * Stateless: the CLI bundles this file; the library comes in through compiler/index.ts only.
+ * Stateless: the CLI bundles this file; the library comes in through compiler/index.ts only (plus
+ * the stateless ir/types.ts for `numel`).
  */
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ArtifactModel, BackendName, Model, SequentialModel as SequentialModelType } from '../compiler/index.ts';
-import { DlcError, getDefaultBackend, loadArtifact, SequentialModel, tensor } from '../compiler/index.ts';
+import { DlcError, getDefaultBackend, loadArtifact, permutation, SequentialModel, tensor } from '../compiler/index.ts';
+import { numel } from '../ir/types.ts';
 import { ProgressBar } from '../compiler/progress.ts';
 import { CliError, loadModel } from './load.ts';
 
 /** A model file or an artifact, as the CLI's train/eval/predict see it. */
 export interface Source {
   readonly kind: 'model' | 'artifact';
+  /** The loaded model, for a model file (the CLI's compiler diagnostics compile it again). */
+  readonly model?: Model;
   readonly name: string;
   readonly inputShape: readonly number[];
   readonly outputShape: readonly number[];
@@ -74,9 +78,8 @@ export function writeFileAtomic(file: string, bytes: Uint8Array | string): void 
   }
 }
 
-const numel = (s: readonly number[]) => s.reduce((a, d) => a * d, 1);
-
-function argmax(row: Float32Array): number {
+/** Index of the largest value (the first, on ties). */
+export function argmax(row: Float32Array): number {
   let best = 0;
   for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
   return best;
@@ -115,6 +118,7 @@ export async function modelSource(file: string, backend: BackendName | undefined
   const classes = numel(m.outputShape);
   return {
     kind: 'model',
+    model: m,
     name: m.name,
     inputShape: m.inputShape,
     outputShape: m.outputShape,
@@ -150,19 +154,6 @@ export async function modelSource(file: string, backend: BackendName | undefined
 }
 
 // ---- artifacts ----
-
-/** Fisher-Yates with a seeded LCG: the same order for the same seed and epoch. */
-function permutation(n: number, seed: number, epoch: number): Uint32Array {
-  const p = new Uint32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  let s = (seed * 1000003 + epoch * 7919 + 1) >>> 0;
-  for (let i = n - 1; i > 0; i--) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const j = s % (i + 1);
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
-}
 
 export async function artifactSource(dir: string, backend: BackendName | undefined, weights: string | undefined): Promise<Source> {
   const base = path.basename(dir) === 'manifest.json' ? path.dirname(dir) : dir;

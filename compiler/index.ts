@@ -2,7 +2,7 @@
  * @file The public API of `dlc`: the Keras-like model API, tensors, backends, and the compiler's IR
  * entry points for those who want to read or transform graphs.
  */
-export { Sequential, SequentialModel, setDefaultBackend, getDefaultBackend } from './training.ts';
+export { Sequential, SequentialModel, setDefaultBackend, getDefaultBackend, permutation } from './training.ts';
 export type { FitOptions, History, RunOptions } from './training.ts';
 export { Dense, Conv2D, MaxPooling2D, AveragePooling2D, Flatten, Dropout, Activation, Layer } from './frontend/layers.ts';
 export { SGD, Adam, RMSprop } from './frontend/optimizers.ts';

@@ -249,8 +249,8 @@ function identity(n: number): Uint32Array {
   return a;
 }
 
-/** A seeded Fisher-Yates shuffle; epoch `e` gets its own order. */
-function permutation(n: number, seed: number, e: number): Uint32Array {
+/** A seeded Fisher-Yates shuffle; epoch `e` gets its own order (fit's, and `dlc train` on an artifact's). */
+export function permutation(n: number, seed: number, e: number): Uint32Array {
   const a = identity(n);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(uniformAt(seed ^ 0x5bd1e995, e, i) * (i + 1));

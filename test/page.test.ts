@@ -87,9 +87,10 @@ const GPU_TOL = 1e-4;
  * Relative tolerance on a WebGPU train loss against Wasm's. The first step's loss is a forward pass
  * (about 1e-7 apart); the second follows an Adam update, and Adam divides each gradient by its own
  * magnitude, so a gradient entry that is rounding noise on one side moves its weight by up to the
- * learning rate either way. Measured here: 3e-5 (SwiftShader) and 6e-5 (lavapipe) after one step.
+ * learning rate either way. Measured here: 3e-5 (SwiftShader) and 6e-5 (lavapipe) after one step;
+ * the bound leaves a factor of 3 over the worst.
  */
-const TRAIN_GPU_TOL = 5e-4;
+const TRAIN_GPU_TOL = 2e-4;
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

@@ -152,10 +152,10 @@ class Fn {
   }
 }
 
-/** Loop nest over `extents` with `counters`; `pre(l)` runs at the top of level l (l = 0: before all loops). */
 /** Reductions over at most this many elements are unrolled (see `reduce`). */
 const REDUCE_UNROLL_MAX = 16;
 
+/** Loop nest over `extents` with `counters`; `pre(l)` runs at the top of level l (l = 0: before all loops). */
 function nest(fn: Fn, extents: readonly number[], counters: readonly number[], pre: (l: number) => Ref[], inner: Ref[]): Ref[] {
   let body = inner;
   for (let a = extents.length - 1; a >= 0; a--) body = [...pre(a), fn.loop(counters[a], 0, extents[a], 1, body)];

@@ -79,7 +79,7 @@ export function range(e: Expr, s: IndexSpace): [number, number] | null {
 }
 
 /** Structural equality of two expressions (they are small trees). */
-export function sameExpr(a: Expr, b: Expr): boolean {
+function sameExpr(a: Expr, b: Expr): boolean {
   return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 
