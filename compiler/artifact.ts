@@ -33,7 +33,7 @@ import type { WgslKernel, WgslLimits } from './codegen/wgsl.ts';
 import { emitWgsl } from './codegen/wgsl.ts';
 import { DlcError, fail } from './frontend/errors.ts';
 import { weightsFromSafetensors, weightsToSafetensors } from './weights.ts';
-import type { Model, StepKind } from './frontend/model.ts';
+import type { GraphModel as Model, StepKind } from './frontend/model.ts';
 import type { Compiled } from './pipeline.ts';
 import { compileStep } from './pipeline.ts';
 
@@ -109,6 +109,9 @@ export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
   const kinds = (['predict', 'train'] as const).filter((k) => (opts.entries ?? (model.compiled ? ['predict', 'train'] : ['predict'])).includes(k));
   if (kinds.length === 0) fail('compile: no entry point; use predict, train or both');
   if (kinds.includes('train') && !model.compiled) fail("compile --entry train: the model has no optimizer and loss; call model.compile({optimizer, loss}) in the model file");
+  if (model.inputs.length !== 1 || model.outputs.length !== 1) {
+    fail(`compile: artifacts carry one input and one output today; model '${model.name}' has ${model.inputs.length} inputs (${model.inputNames.join(', ')}) and ${model.outputs.length} outputs (${model.outputNames.join(', ')}). Use the library (fit/predictMany) for it`);
+  }
   const weights = initialWeights(model, opts.weights);
 
   const files = new Map<string, string | Uint8Array>();
@@ -119,7 +122,7 @@ export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
     const step = model.stepFunction(kind, batch);
     const compiled = compileStep(model, kind, batch);
     const { program: p, plan } = compiled;
-    const roleOf = (i: number): EntryInput['role'] => (i === step.x ? 'x' : i === step.y ? 'y' : i === step.mask ? 'mask' : 'state');
+    const roleOf = (i: number): EntryInput['role'] => (i === step.xs[0] ? 'x' : i === step.ys[0] ? 'y' : i === step.mask ? 'mask' : 'state');
     const inputs = p.inputs.map((id, i) => {
       const b = p.buffers[id];
       const expected = step.func.inputs[i].params.name;

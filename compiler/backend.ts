@@ -10,13 +10,14 @@
  * definition the compiled backends are tested against, and usable for small models anywhere.
  */
 import { interpret } from '../ir/interp.ts';
-import type { Model, StepFunction, StepKind } from './frontend/model.ts';
+import type { GraphModel as Model, StepFunction, StepKind } from './frontend/model.ts';
 
 export type BackendName = 'interp' | 'wasm' | 'webgpu';
 
+/** One batch of data: a buffer per model input, per output's labels (train/eval), and the sample mask. */
 export interface Batch {
-  readonly x: Float32Array;
-  readonly y?: Float32Array | Int32Array;
+  readonly xs: readonly Float32Array[];
+  readonly ys?: readonly (Float32Array | Int32Array)[];
   readonly mask?: Float32Array;
 }
 
@@ -31,7 +32,8 @@ export interface Session {
   /** One optimizer step; returns the batch's loss and metrics. */
   train(batch: Batch): Promise<Record<string, number>>;
   evaluate(batch: Batch): Promise<Record<string, number>>;
-  predict(x: Float32Array): Promise<Float32Array>;
+  /** One output buffer per model output, for one buffer per model input. */
+  predict(xs: readonly Float32Array[]): Promise<Float32Array[]>;
   dispose(): void;
 }
 
@@ -54,8 +56,8 @@ export class StepCache {
 /** Arguments for a step function in input order: batch data, then state by name. */
 export function stepArgs(step: StepFunction, batch: Batch, state: ReadonlyMap<string, Float32Array | Int32Array>): (Float32Array | Int32Array)[] {
   const args = new Array<Float32Array | Int32Array>(step.func.inputs.length);
-  args[step.x] = batch.x;
-  if (step.y !== null) args[step.y] = batch.y!;
+  step.xs.forEach((at, i) => (args[at] = batch.xs[i]));
+  step.ys.forEach((at, i) => (args[at] = batch.ys![i]));
   if (step.mask !== null) args[step.mask] = batch.mask!;
   for (const [name, i] of step.state) args[i] = state.get(name)!;
   return args;
@@ -95,9 +97,10 @@ class InterpSession implements Session {
     const step = this.steps.get('eval');
     return this.scalars(step, interpret(step.func, stepArgs(step, batch, this.state)));
   }
-  async predict(x: Float32Array): Promise<Float32Array> {
+  async predict(xs: readonly Float32Array[]): Promise<Float32Array[]> {
     const step = this.steps.get('predict');
-    return Float32Array.from(interpret(step.func, stepArgs(step, { x }, this.state))[0].data);
+    const outs = interpret(step.func, stepArgs(step, { xs }, this.state));
+    return step.predictions.map((i) => Float32Array.from(outs[i].data));
   }
   dispose(): void {
     this.state.clear();

@@ -2,15 +2,33 @@
  * @file The public API of `dlc`: the Keras-like model API, tensors, backends, and the compiler's IR
  * entry points for those who want to read or transform graphs.
  */
-export { Sequential, SequentialModel, setDefaultBackend, getDefaultBackend, permutation } from './training.ts';
+export { Model, LayersModel, Sequential, SequentialModel, setDefaultBackend, getDefaultBackend, permutation } from './training.ts';
 export type { FitOptions, History, RunOptions } from './training.ts';
-export { Dense, Conv2D, MaxPooling2D, AveragePooling2D, Flatten, Dropout, Activation, Layer } from './frontend/layers.ts';
+export { Dense, Conv2D, MaxPooling2D, AveragePooling2D, Flatten, Dropout, Activation, Input, Layer, SymbolicTensor } from './frontend/layers.ts';
+export type { InputOptions } from './frontend/layers.ts';
+export { BatchNormalization, LayerNormalization } from './frontend/layers/normalization.ts';
+export type { BatchNormalizationOptions, LayerNormalizationOptions } from './frontend/layers/normalization.ts';
+export { Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract } from './frontend/layers/merge.ts';
+export type { ConcatenateOptions } from './frontend/layers/merge.ts';
+export { Cropping2D, Permute, RepeatVector, Reshape, UpSampling2D, ZeroPadding2D } from './frontend/layers/reshaping.ts';
+export type { Interpolation, Padding2DOptions, UpSampling2DOptions } from './frontend/layers/reshaping.ts';
+export {
+  AveragePooling1D,
+  GlobalAveragePooling1D,
+  GlobalAveragePooling2D,
+  GlobalMaxPooling1D,
+  GlobalMaxPooling2D,
+  MaxPooling1D,
+} from './frontend/layers/pooling.ts';
+export type { GlobalPoolingOptions, Pool1DOptions } from './frontend/layers/pooling.ts';
+export { Conv1D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D } from './frontend/layers/conv.ts';
+export type { Conv1DOptions, Conv2DTransposeOptions, DepthwiseConv2DOptions, SeparableConv2DOptions } from './frontend/layers/conv.ts';
 export { SGD, Adam, RMSprop } from './frontend/optimizers.ts';
 export type { Optimizer } from './frontend/optimizers.ts';
 export { tensor } from './frontend/tensor.ts';
 export type { Tensor } from './frontend/tensor.ts';
-export { Model } from './frontend/model.ts';
-export type { CompileConfig, StepFunction, StepKind } from './frontend/model.ts';
+export { GraphModel } from './frontend/model.ts';
+export type { CompileConfig, ModelConfig, StepFunction, StepKind } from './frontend/model.ts';
 export { DlcError } from './frontend/errors.ts';
 export { registerBackend, availableBackends } from './backend.ts';
 // Importing a backend registers it. WebGPU loads its Node driver only when a device is requested.

@@ -7,7 +7,7 @@
  * these names. Each graph pass is verified after it runs when `verify` is on (tests turn it on).
  */
 import type { Func } from '../ir/types.ts';
-import type { Model, StepKind } from './frontend/model.ts';
+import type { GraphModel as Model, StepKind } from './frontend/model.ts';
 import { fuse } from './kernel/fuse.ts';
 import type { MemoryPlan, PlanStats } from './kernel/plan.ts';
 import { planMemory } from './kernel/plan.ts';

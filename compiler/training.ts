@@ -13,8 +13,8 @@ import { backendFactory, availableBackends } from './backend.ts';
 import { checkInputs, checkLabels } from './data.ts';
 import { DlcError, fail } from './frontend/errors.ts';
 import type { Layer } from './frontend/layers.ts';
-import type { ModelOptions } from './frontend/model.ts';
-import { Model } from './frontend/model.ts';
+import type { Compiled, ModelConfig, ModelOptions } from './frontend/model.ts';
+import { chain, GraphModel } from './frontend/model.ts';
 import type { Tensor } from './frontend/tensor.ts';
 import { tensor } from './frontend/tensor.ts';
 import { uniformAt } from '../ir/random.ts';
@@ -54,7 +54,15 @@ export function getDefaultBackend(): BackendName {
   return defaultBackend;
 }
 
-export class SequentialModel extends Model {
+/** Per-input data checked and converted: sample count and one f32 array per model input. */
+interface Inputs {
+  readonly n: number;
+  readonly data: readonly Float32Array[];
+}
+
+const isTensorLike = (v: unknown): boolean => !!v && typeof v === 'object' && 'data' in v && 'shape' in v;
+
+export class LayersModel extends GraphModel {
   private readonly sessions = new Map<string, { session: Session; version: number }>();
   private owner: Session | null = null;
 
@@ -111,15 +119,15 @@ export class SequentialModel extends Model {
     super.setWeights(ws);
   }
 
-  override compile(cfg: Parameters<Model['compile']>[0]): void {
+  override compile(cfg: Parameters<GraphModel['compile']>[0]): void {
     this.syncFromOwner();
     this.owner = null;
     super.compile(cfg);
   }
 
   /**
-   * The current weights as safetensors bytes, tensors named `<layer>.<weight>` (write them to a
-   * `.safetensors` file; `loadWeights`, `dlc train --weights` and artifacts read them back).
+   * The current weights (trainable and not) as safetensors bytes, tensors named `<layer>.<weight>`
+   * (write them to a `.safetensors` file; `loadWeights`, `dlc train --weights` and artifacts read them back).
    */
   async saveWeights(): Promise<Uint8Array> {
     await this.sync();
@@ -141,19 +149,67 @@ export class SequentialModel extends Model {
     return new Map([...this.state].map(([k, v]) => [k, v.slice()]));
   }
 
+  /**
+   * Model inputs: one tensor for a one-input model, else a list in `inputs` order or an object keyed
+   * by input name; every input must hold the same number of samples.
+   */
+  private checkX(x: unknown, what: string): Inputs {
+    const names = this.inputNames;
+    let parts: unknown[];
+    if (isTensorLike(x)) {
+      if (names.length !== 1) fail(`${what}: the model has ${names.length} inputs (${names.join(', ')}); pass a list in that order or an object keyed by input name`);
+      parts = [x];
+    } else if (Array.isArray(x) && x.every(isTensorLike)) {
+      if (x.length !== names.length) fail(`${what}: expected ${names.length} input arrays (${names.join(', ')}), got ${x.length}`);
+      parts = x;
+    } else if (x && typeof x === 'object' && !Array.isArray(x)) {
+      const o = x as Record<string, unknown>;
+      for (const k of Object.keys(o)) if (!names.includes(k)) fail(`${what}: no model input is named '${k}'; the inputs are ${names.join(', ')}`);
+      parts = names.map((n) => (n in o ? o[n] : fail(`${what}: missing input '${n}' (the inputs are ${names.join(', ')})`)));
+    } else {
+      return fail(`${what}: expected a tensor {data, shape}${names.length > 1 ? ', a list of them or an object keyed by input name' : ''}, got ${x === null ? 'null' : typeof x}`);
+    }
+    const label = (i: number) => (names.length === 1 ? what : `${what} input '${names[i]}'`);
+    const checked = parts.map((p, i) => checkInputs(p, this.inputs[i].shape, label(i)));
+    checked.forEach((c, i) => {
+      if (c.n !== checked[0].n) fail(`${label(i)} has ${c.n} samples, ${label(0)} has ${checked[0].n}`);
+    });
+    return { n: checked[0]?.n ?? 0, data: checked.map((c) => c.data) };
+  }
+
+  /** Labels: one tensor for a one-output model, else a list in output order or keyed by output name. */
+  private checkY(y: unknown, c: Compiled, n: number, what: string): (Float32Array | Int32Array)[] {
+    const names = this.outputNames;
+    let parts: unknown[];
+    if (isTensorLike(y)) {
+      if (names.length !== 1) fail(`${what}: the model has ${names.length} outputs (${names.join(', ')}); pass a list of labels in that order or an object keyed by output name`);
+      parts = [y];
+    } else if (Array.isArray(y) && y.every(isTensorLike)) {
+      if (y.length !== names.length) fail(`${what}: expected ${names.length} label arrays (${names.join(', ')}), got ${y.length}`);
+      parts = y;
+    } else if (y && typeof y === 'object' && !Array.isArray(y)) {
+      const o = y as Record<string, unknown>;
+      for (const k of Object.keys(o)) if (!names.includes(k)) fail(`${what}: no model output is named '${k}'; the outputs are ${names.join(', ')}`);
+      parts = names.map((nm) => (nm in o ? o[nm] : fail(`${what}: missing labels for output '${nm}' (the outputs are ${names.join(', ')})`)));
+    } else {
+      return fail(`${what}: expected a tensor {data, shape}${names.length > 1 ? ', a list of them or an object keyed by output name' : ''}, got ${y === null ? 'null' : typeof y}`);
+    }
+    return parts.map((p, i) => checkLabels(p, c.losses[i], this.outputs[i].shape, n, names.length === 1 ? what : `${what} output '${names[i]}'`));
+  }
+
   async fit(x: unknown, y: unknown, opts: FitOptions = {}): Promise<History> {
     const c = this.compiled ?? fail('fit: call model.compile({optimizer, loss}) first');
     const epochs = opts.epochs ?? 1;
     const batchSize = opts.batchSize ?? 32;
     if (!Number.isInteger(epochs) || epochs < 1) fail(`fit: epochs must be a positive integer, got ${String(epochs)}`);
     if (!Number.isInteger(batchSize) || batchSize < 1) fail(`fit: batchSize must be a positive integer, got ${String(batchSize)}`);
-    const xs = checkInputs(x, this.inputShape, 'x');
-    const ys = checkLabels(y, c.loss, this.outputShape, xs.n, 'y');
+    const xs = this.checkX(x, 'x');
+    const ys = this.checkY(y, c, xs.n, 'y');
     if (xs.n === 0) fail('fit: x has no samples');
-    let val: { x: Float32Array; y: Float32Array | Int32Array; n: number } | null = null;
+    let val: { x: Inputs; y: (Float32Array | Int32Array)[] } | null = null;
     if (opts.validationData) {
-      const vx = checkInputs(opts.validationData[0], this.inputShape, 'validationData[0]');
-      val = { x: vx.data, y: checkLabels(opts.validationData[1], c.loss, this.outputShape, vx.n, 'validationData[1]'), n: vx.n };
+      const vx = this.checkX(opts.validationData[0], 'validationData[0]');
+      val = { x: vx, y: this.checkY(opts.validationData[1], c, vx.n, 'validationData[1]') };
     }
     const session = await this.session(opts.backend, batchSize);
     const verbose = opts.verbose ?? 1;
@@ -168,7 +224,7 @@ export class SequentialModel extends Model {
       const t0 = performance.now();
       for (let s = 0; s < steps; s++) {
         const idx = order.subarray(s * batchSize, Math.min((s + 1) * batchSize, xs.n));
-        const r = await session.train(gatherBatch(xs.data, ys, idx, batchSize, this.inputShape, this.outputShape, ys instanceof Int32Array));
+        const r = await session.train(this.gather(xs.data, ys, idx, batchSize));
         for (const [k, v] of Object.entries(r)) sums[k] = (sums[k] ?? 0) + v * idx.length;
         seen += idx.length;
         const logs = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / seen]));
@@ -177,7 +233,7 @@ export class SequentialModel extends Model {
       }
       const logs: Record<string, number> = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / seen]));
       if (val) {
-        const vr = await this.evaluateArrays(val.x, val.y, val.n, batchSize, opts.backend);
+        const vr = await this.evaluateArrays(val.x, val.y, batchSize, opts.backend);
         for (const [k, v] of Object.entries(vr)) logs[`val_${k}`] = v;
       }
       history.epoch.push(e);
@@ -195,51 +251,74 @@ export class SequentialModel extends Model {
 
   async trainOnBatch(x: unknown, y: unknown, opts: RunOptions = {}): Promise<Record<string, number>> {
     const c = this.compiled ?? fail('trainOnBatch: call model.compile({optimizer, loss}) first');
-    const xs = checkInputs(x, this.inputShape, 'x');
-    const ys = checkLabels(y, c.loss, this.outputShape, xs.n, 'y');
+    const xs = this.checkX(x, 'x');
+    const ys = this.checkY(y, c, xs.n, 'y');
     const bs = opts.batchSize ?? xs.n;
     if (xs.n > bs || xs.n === 0) fail(`trainOnBatch: got ${xs.n} samples for batch size ${bs}`);
     const session = await this.session(opts.backend, bs);
-    return session.train(gatherBatch(xs.data, ys, identity(xs.n), bs, this.inputShape, this.outputShape, ys instanceof Int32Array));
+    return session.train(this.gather(xs.data, ys, identity(xs.n), bs));
   }
 
   async evaluate(x: unknown, y: unknown, opts: RunOptions = {}): Promise<Record<string, number>> {
     const c = this.compiled ?? fail('evaluate: call model.compile({optimizer, loss}) first');
-    const xs = checkInputs(x, this.inputShape, 'x');
-    const ys = checkLabels(y, c.loss, this.outputShape, xs.n, 'y');
+    const xs = this.checkX(x, 'x');
+    const ys = this.checkY(y, c, xs.n, 'y');
     if (xs.n === 0) fail('evaluate: x has no samples');
-    return this.evaluateArrays(xs.data, ys, xs.n, opts.batchSize ?? 32, opts.backend);
+    return this.evaluateArrays(xs, ys, opts.batchSize ?? 32, opts.backend);
   }
 
-  private async evaluateArrays(x: Float32Array, y: Float32Array | Int32Array, n: number, batchSize: number, backend?: BackendName): Promise<Record<string, number>> {
+  private async evaluateArrays(x: Inputs, y: readonly (Float32Array | Int32Array)[], batchSize: number, backend?: BackendName): Promise<Record<string, number>> {
     const session = await this.session(backend, batchSize);
     const sums: Record<string, number> = {};
-    const all = identity(n);
-    for (let s = 0; s < n; s += batchSize) {
-      const idx = all.subarray(s, Math.min(s + batchSize, n));
-      const r = await session.evaluate(gatherBatch(x, y, idx, batchSize, this.inputShape, this.outputShape, y instanceof Int32Array));
+    const all = identity(x.n);
+    for (let s = 0; s < x.n; s += batchSize) {
+      const idx = all.subarray(s, Math.min(s + batchSize, x.n));
+      const r = await session.evaluate(this.gather(x.data, y, idx, batchSize));
       for (const [k, v] of Object.entries(r)) sums[k] = (sums[k] ?? 0) + v * idx.length;
     }
-    return Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / n]));
+    return Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / x.n]));
   }
 
-  /** Outputs for every sample of `x`, as one tensor [N, ...outputShape]. */
+  /** Outputs for every sample of `x`, as one tensor [N, ...outputShape] (one-output models; else `predictMany`). */
   async predict(x: unknown, opts: RunOptions = {}): Promise<Tensor> {
-    const xs = checkInputs(x, this.inputShape, 'x');
+    if (this.outputs.length !== 1) fail(`predict: model '${this.name}' has ${this.outputs.length} outputs (${this.outputNames.join(', ')}); use predictMany, which returns one tensor per output`);
+    return (await this.predictMany(x, opts))[0];
+  }
+
+  /** Outputs for every sample of `x`: one tensor [N, ...shape] per model output, in output order. */
+  async predictMany(x: unknown, opts: RunOptions = {}): Promise<Tensor[]> {
+    const xs = this.checkX(x, 'x');
     const bs = opts.batchSize ?? 32;
+    if (!Number.isInteger(bs) || bs < 1) fail(`predict: batchSize must be a positive integer, got ${String(bs)}`);
     const session = await this.session(opts.backend, bs);
-    const per = numel(this.outputShape);
-    const out = new Float32Array(xs.n * per);
-    const inPer = numel(this.inputShape);
-    const buf = new Float32Array(bs * inPer);
+    const outPer = this.outputs.map((t) => numel(t.shape));
+    const outs = outPer.map((p) => new Float32Array(xs.n * p));
+    const inPer = this.inputs.map((t) => numel(t.shape));
+    const bufs = inPer.map((p) => new Float32Array(bs * p));
     for (let s = 0; s < xs.n; s += bs) {
       const m = Math.min(bs, xs.n - s);
-      buf.fill(0);
-      buf.set(xs.data.subarray(s * inPer, (s + m) * inPer));
-      const r = await session.predict(buf);
-      out.set(r.subarray(0, m * per), s * per);
+      bufs.forEach((buf, i) => {
+        buf.fill(0);
+        buf.set(xs.data[i].subarray(s * inPer[i], (s + m) * inPer[i]));
+      });
+      const r = await session.predict(bufs);
+      r.forEach((o, i) => outs[i].set(o.subarray(0, m * outPer[i]), s * outPer[i]));
     }
-    return tensor(out, [xs.n, ...this.outputShape], 'f32');
+    return outs.map((o, i) => tensor(o, [xs.n, ...this.outputs[i].shape], 'f32'));
+  }
+
+  /** Copy samples `idx` into a full batch of `size`; rows past idx.length stay zero with mask 0. */
+  private gather(x: readonly Float32Array[], y: readonly (Float32Array | Int32Array)[], idx: Uint32Array, size: number): Batch {
+    const rows = (src: Float32Array | Int32Array, per: number) => {
+      const out = src instanceof Int32Array ? new Int32Array(size * per) : new Float32Array(size * per);
+      idx.forEach((j, i) => out.set(src.subarray(j * per, (j + 1) * per), i * per));
+      return out;
+    };
+    const mask = new Float32Array(size);
+    mask.fill(1, 0, idx.length);
+    const xs = x.map((a, i) => rows(a, numel(this.inputs[i].shape)) as Float32Array);
+    const ys = y.map((a, i) => rows(a, a instanceof Int32Array ? 1 : numel(this.outputs[i].shape)));
+    return { xs, ys, mask };
   }
 }
 
@@ -261,31 +340,22 @@ export function permutation(n: number, seed: number, e: number): Uint32Array {
   return a;
 }
 
-/** Copy samples `idx` into a full batch of `size`; rows past idx.length stay zero with mask 0. */
-function gatherBatch(
-  x: Float32Array,
-  y: Float32Array | Int32Array,
-  idx: Uint32Array,
-  size: number,
-  inShape: readonly number[],
-  outShape: readonly number[],
-  sparse: boolean,
-): Batch {
-  const inPer = numel(inShape);
-  const yPer = sparse ? 1 : numel(outShape);
-  const bx = new Float32Array(size * inPer);
-  const by = sparse ? new Int32Array(size) : new Float32Array(size * yPer);
-  const mask = new Float32Array(size);
-  idx.forEach((src, i) => {
-    bx.set(x.subarray(src * inPer, (src + 1) * inPer), i * inPer);
-    by.set(y.subarray(src * yPer, (src + 1) * yPer), i * yPer);
-    mask[i] = 1;
-  });
-  return { x: bx, y: by, mask };
-}
+/**
+ * A model of the layer graph between `inputs` and `outputs`, as Keras's `keras.Model(inputs, outputs)`:
+ * `Model({inputs, outputs, name})`, with or without `new`. Every model is a `Model` (`instanceof`
+ * holds for Sequential ones too), and `Model` is also the type of all of them.
+ */
+export const Model = function Model(cfg: ModelConfig): LayersModel {
+  return new LayersModel(cfg, 'functional');
+} as unknown as { (cfg: ModelConfig): LayersModel; new (cfg: ModelConfig): LayersModel; readonly prototype: LayersModel };
+(Model as unknown as { prototype: LayersModel }).prototype = LayersModel.prototype;
+export type Model = LayersModel;
+/** The old name of the model class, kept for programs that import it. */
+export const SequentialModel = LayersModel;
+export type SequentialModel = LayersModel;
 
 /** Build a Sequential model from a list of layers (Keras: `keras.Sequential([...])`). */
-export function Sequential(layers: readonly Layer[], opts?: ModelOptions): SequentialModel {
+export function Sequential(layers: readonly Layer[], opts?: ModelOptions): LayersModel {
   if (!Array.isArray(layers)) throw new DlcError('Sequential: expected an array of layers');
-  return new SequentialModel(layers, opts);
+  return new LayersModel(chain(layers, opts), 'sequential');
 }

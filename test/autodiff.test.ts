@@ -1,5 +1,5 @@
 /**
- * @file `grad` (compiler/autodiff.ts) on composite functions, checked against central finite
+ * @file `grad` (ir/autodiff.ts) on composite functions, checked against central finite
  * differences with every value in f64 (the reference interpreter).
  *
  * Each case builds a scalar loss from graph inputs with the IR builders, asks `grad` for the
@@ -19,7 +19,7 @@
  * non-differentiable, so each case asserts that its inputs stay far (>= 1e-4 >> eps) from them.
  */
 import { describe, expect, it } from 'vitest';
-import { grad } from '../compiler/autodiff.ts';
+import { grad } from '../ir/autodiff.ts';
 import * as b from '../ir/builders.ts';
 import { makeFunc } from '../ir/graph.ts';
 import { interpret } from '../ir/interp.ts';

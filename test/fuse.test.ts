@@ -87,7 +87,7 @@ describe('fusion preserves meaning', () => {
     expectSame(f);
   });
   it('conv kernel gradients (strided, padded, dilated) take the patches^T @ dy path', async () => {
-    const { grad } = await import('../compiler/autodiff.ts');
+    const { grad } = await import('../ir/autodiff.ts');
     for (const p of [
       { strides: [2, 1], padding: [[1, 2], [0, 1]] as [number, number][], lhsDilation: [1, 1], rhsDilation: [1, 2] },
       { strides: [1, 1], padding: [[0, 0], [0, 0]] as [number, number][], lhsDilation: [1, 1], rhsDilation: [1, 1] },

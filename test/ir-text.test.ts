@@ -8,7 +8,7 @@
  * same). Verifier tests forge malformed nodes as object literals, since `apply` cannot make them.
  */
 import { describe, expect, it } from 'vitest';
-import { grad } from '../compiler/autodiff.ts';
+import { grad } from '../ir/autodiff.ts';
 import { simplify } from '../compiler/passes/simplify.ts';
 import { model as mnistCnn } from '../examples/mnist-cnn.ts';
 import * as b from '../ir/builders.ts';

@@ -399,9 +399,9 @@ describe.runIf(device)('the reference model on WebGPU against the f64 graph inte
 
   it('predict at batch 4', async () => {
     const s = await session();
-    const got = await s.predict(x);
+    const [got] = await s.predict([x]);
     const st = model.stepFunction('predict', batch);
-    const want = interpret(st.func, stepArgs(st, { x }, model.state))[0].data;
+    const want = interpret(st.func, stepArgs(st, { xs: [x] }, model.state))[0].data;
     const worst = compare(got, want, 'f32', REL, 'predict');
     console.log(`predict: worst error ${worst.toFixed(4)} of its tolerance`);
   }, 600_000);
@@ -409,8 +409,8 @@ describe.runIf(device)('the reference model on WebGPU against the f64 graph inte
   it('train step at batch 4: loss, metrics and every updated state buffer; then eval sees the new weights', async () => {
     const s = await session();
     const st = model.stepFunction('train', batch);
-    const want = interpret(st.func, stepArgs(st, { x, y, mask }, model.state));
-    const r = await s.train({ x, y, mask });
+    const want = interpret(st.func, stepArgs(st, { xs: [x], ys: [y], mask }, model.state));
+    const r = await s.train({ xs: [x], ys: [y], mask });
     for (const [name, i] of st.results) compare([r[name]], [want[i].data[0]], 'f32', REL, name);
     expect(() => s.store(new Map())).toThrow(/flush/);
     await s.flush();
@@ -428,8 +428,8 @@ describe.runIf(device)('the reference model on WebGPU against the f64 graph inte
     const ev = model.stepFunction('eval', batch);
     const next = new Map(model.state);
     for (const u of st.updates) next.set(st.func.inputs[u.input].params.name, after.get(st.func.inputs[u.input].params.name)!);
-    const wantEval = interpret(ev.func, stepArgs(ev, { x, y, mask }, next));
-    const re = await s.evaluate({ x, y, mask });
+    const wantEval = interpret(ev.func, stepArgs(ev, { xs: [x], ys: [y], mask }, next));
+    const re = await s.evaluate({ xs: [x], ys: [y], mask });
     for (const [name, i] of ev.results) compare([re[name]], [wantEval[i].data[0]], 'f32', REL, `eval ${name}`);
   }, 600_000);
 });

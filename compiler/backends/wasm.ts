@@ -11,7 +11,7 @@
 import type { Batch, Session } from '../backend.ts';
 import { registerBackend, StepCache } from '../backend.ts';
 import { emitWasm } from '../codegen/wasm.ts';
-import type { Model, StepFunction, StepKind } from '../frontend/model.ts';
+import type { GraphModel as Model, StepFunction, StepKind } from '../frontend/model.ts';
 import type { Compiled } from '../pipeline.ts';
 import { compileStep } from '../pipeline.ts';
 import { numel } from '../../ir/types.ts';
@@ -95,8 +95,8 @@ export class WasmSession implements Session {
 
   private write(m: Module, batch: Batch): void {
     const s = m.step;
-    this.view(m, m.inputAt[s.x], false).set(batch.x);
-    if (s.y !== null) this.view(m, m.inputAt[s.y], s.func.inputs[s.y].dtype === 'i32').set(batch.y!);
+    s.xs.forEach((at, i) => this.view(m, m.inputAt[at], false).set(batch.xs[i]));
+    s.ys.forEach((at, i) => this.view(m, m.inputAt[at], s.func.inputs[at].dtype === 'i32').set(batch.ys![i]));
     if (s.mask !== null) this.view(m, m.inputAt[s.mask], false).set(batch.mask!);
   }
 
@@ -130,12 +130,12 @@ export class WasmSession implements Session {
     return this.scalars(m);
   }
 
-  async predict(x: Float32Array): Promise<Float32Array> {
+  async predict(xs: readonly Float32Array[]): Promise<Float32Array[]> {
     const m = await this.module('predict');
     this.sync(m);
-    this.write(m, { x });
+    this.write(m, { xs });
     m.inst.run();
-    return this.view(m, m.outputAt[0], false).slice() as Float32Array;
+    return m.step.predictions.map((i) => this.view(m, m.outputAt[i], false).slice() as Float32Array);
   }
 
   dispose(): void {

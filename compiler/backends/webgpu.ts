@@ -22,7 +22,7 @@ import type { Batch, Session } from '../backend.ts';
 import { registerBackend, StepCache } from '../backend.ts';
 import { emitWgsl } from '../codegen/wgsl.ts';
 import { DlcError } from '../frontend/errors.ts';
-import type { Model, StepFunction, StepKind } from '../frontend/model.ts';
+import type { GraphModel as Model, StepFunction, StepKind } from '../frontend/model.ts';
 import type { Compiled } from '../pipeline.ts';
 import { compileStep } from '../pipeline.ts';
 import { numel } from '../../ir/types.ts';
@@ -163,8 +163,8 @@ export class WebGpuSession implements Session {
 
   private writeBatch(m: Module, batch: Batch): void {
     const s = m.step;
-    this.write(m, m.inputAt[s.x], batch.x, 'x');
-    if (s.y !== null) this.write(m, m.inputAt[s.y], batch.y, 'y');
+    s.xs.forEach((at, i) => this.write(m, m.inputAt[at], batch.xs[i], 'x'));
+    s.ys.forEach((at, i) => this.write(m, m.inputAt[at], batch.ys?.[i], 'y'));
     if (s.mask !== null) this.write(m, m.inputAt[s.mask], batch.mask, 'mask');
   }
 
@@ -201,14 +201,14 @@ export class WebGpuSession implements Session {
     return this.scalars(m);
   }
 
-  async predict(x: Float32Array): Promise<Float32Array> {
+  async predict(xs: readonly Float32Array[]): Promise<Float32Array[]> {
     this.live();
     const m = await this.module('predict');
     await this.sync(m);
-    this.write(m, m.inputAt[m.step.x], x, 'x');
+    m.step.xs.forEach((at, i) => this.write(m, m.inputAt[at], xs[i], 'x'));
     m.prog.run();
-    const o = m.outputAt[m.step.results.get('output') ?? 0];
-    return (await m.prog.read(o.offset, o.count, 'f32')) as Float32Array;
+    const slots = m.step.predictions.map((i) => m.outputAt[i]);
+    return (await m.prog.readMany(slots.map((o) => ({ offset: o.offset, count: o.count, dtype: 'f32' as const })))) as Float32Array[];
   }
 
   dispose(): void {

@@ -13,53 +13,14 @@ import type { Node, Padding2, Shape } from '../../ir/types.ts';
 import { fmtShape, numel } from '../../ir/types.ts';
 import type { ActivationName } from './activations.ts';
 import { checkActivation } from './activations.ts';
-import { DlcError, fail } from './errors.ts';
+import { fail } from './errors.ts';
 import type { InitializerName } from './initializers.ts';
 import { checkInitializer } from './initializers.ts';
+import type { Built, CallContext, CommonOptions, WeightSpec } from './layer.ts';
+import { Layer, UnaryLayer } from './layer.ts';
 
-export interface WeightSpec {
-  /** Local name within the layer: `kernel` or `bias`. */
-  readonly name: string;
-  readonly shape: Shape;
-  readonly init: InitializerName;
-}
-
-export interface Built {
-  readonly outputShape: Shape;
-  readonly weights: readonly WeightSpec[];
-}
-
-export interface CallContext {
-  readonly training: boolean;
-  /** i32 scalar that changes every step; keys the random generator for dropout. */
-  readonly key: Node;
-  /** Position of the layer in the model, so each dropout layer draws its own numbers. */
-  readonly layerIndex: number;
-}
-
-export interface CommonOptions {
-  /** Per-sample input shape; required on the first layer of a Sequential model. */
-  inputShape?: readonly number[];
-  name?: string;
-}
-
-export abstract class Layer {
-  /** Keras class name, e.g. `Conv2D`; the default layer name is its snake_case form. */
-  abstract readonly className: string;
-  readonly activation: ActivationName = 'linear';
-  readonly inputShape: Shape | undefined;
-  /** Set by the model (unique within it) unless given in the options. */
-  name: string;
-  constructor(opts: CommonOptions | undefined, readonly defaultName: string) {
-    this.inputShape = opts?.inputShape ? [...opts.inputShape] : undefined;
-    this.name = opts?.name ?? '';
-  }
-  abstract build(inputShape: Shape): Built;
-  abstract call(x: Node, weights: readonly Node[], ctx: CallContext): Node;
-  protected error(msg: string): never {
-    throw new DlcError(`${this.className} '${this.name}': ${msg}`);
-  }
-}
+export { Input, InputLayer, Layer, SymbolicTensor, UnaryLayer } from './layer.ts';
+export type { Built, CallContext, CommonOptions, InputOptions, LayerCall, WeightSpec } from './layer.ts';
 
 function pair(v: number | readonly number[] | undefined, dflt: readonly [number, number], what: string, where: string): [number, number] {
   if (v === undefined) return [...dflt];
@@ -95,7 +56,7 @@ export interface DenseOptions extends CommonOptions {
   biasInitializer?: InitializerName;
 }
 
-class DenseLayer extends Layer {
+class DenseLayer extends UnaryLayer {
   readonly className = 'Dense';
   override readonly activation: ActivationName;
   readonly useBias: boolean;
@@ -109,14 +70,14 @@ class DenseLayer extends Layer {
     this.kernelInit = checkInitializer(opts.kernelInitializer ?? 'glorot_uniform', 'Dense kernelInitializer');
     this.biasInit = checkInitializer(opts.biasInitializer ?? 'zeros', 'Dense biasInitializer');
   }
-  build(s: Shape): Built {
+  buildOne(s: Shape): Built {
     if (s.length < 1) this.error(`expects an input of rank >= 1 (per sample), got ${fmtShape(s)}`);
     const inF = s[s.length - 1];
     const weights: WeightSpec[] = [{ name: 'kernel', shape: [inF, this.units], init: this.kernelInit }];
     if (this.useBias) weights.push({ name: 'bias', shape: [this.units], init: this.biasInit });
     return { outputShape: [...s.slice(0, -1), this.units], weights };
   }
-  call(x: Node, [w, bias]: readonly Node[]): Node {
+  callOne(x: Node, [w, bias]: readonly Node[]): Node {
     // Dense applies to the last axis, as in Keras: flatten the leading axes into rows.
     const inF = x.shape[x.shape.length - 1];
     const rows = numel(x.shape) / inF;
@@ -135,7 +96,7 @@ export interface Conv2DOptions extends DenseOptions {
   dilationRate?: number | readonly number[];
 }
 
-class Conv2DLayer extends Layer {
+class Conv2DLayer extends UnaryLayer {
   readonly className = 'Conv2D';
   override readonly activation: ActivationName;
   readonly kernel: [number, number];
@@ -160,7 +121,7 @@ class Conv2DLayer extends Layer {
   private pads(s: Shape): Padding2 {
     return windowPadding(this.padding, s.slice(0, 2), this.kernel, this.strides, this.dilation);
   }
-  build(s: Shape): Built {
+  buildOne(s: Shape): Built {
     if (s.length !== 3) this.error(`expects input of rank 3 per sample [height, width, channels], got ${fmtShape(s)}`);
     const pads = this.pads(s);
     const out = [0, 1].map((i) => {
@@ -174,7 +135,7 @@ class Conv2DLayer extends Layer {
     if (this.useBias) weights.push({ name: 'bias', shape: [this.filters], init: this.biasInit });
     return { outputShape: [out[0], out[1], this.filters], weights };
   }
-  call(x: Node, [w, bias]: readonly Node[]): Node {
+  callOne(x: Node, [w, bias]: readonly Node[]): Node {
     let y = b.conv(x, w, { strides: this.strides, padding: this.pads(x.shape.slice(1)), lhsDilation: [1, 1], rhsDilation: this.dilation });
     if (bias) y = b.add(y, b.broadcastTo(bias, y.shape));
     return y;
@@ -188,7 +149,7 @@ export interface PoolOptions extends CommonOptions {
   padding?: PaddingMode;
 }
 
-class PoolLayer extends Layer {
+class PoolLayer extends UnaryLayer {
   readonly window: [number, number];
   readonly strides: [number, number];
   readonly padding: PaddingMode;
@@ -201,14 +162,14 @@ class PoolLayer extends Layer {
   private pads(s: Shape): Padding2 {
     return windowPadding(this.padding, s.slice(0, 2), this.window, this.strides);
   }
-  build(s: Shape): Built {
+  buildOne(s: Shape): Built {
     if (s.length !== 3) this.error(`expects input of rank 3 per sample [height, width, channels], got ${fmtShape(s)}`);
     const pads = this.pads(s);
     const out = [0, 1].map((i) => Math.floor((s[i] + pads[i][0] + pads[i][1] - this.window[i]) / this.strides[i]) + 1);
     if (out.some((d) => d < 1)) this.error(`pool window ${fmtShape(this.window)} is larger than its input ${fmtShape(s)}`);
     return { outputShape: [out[0], out[1], s[2]], weights: [] };
   }
-  call(x: Node): Node {
+  callOne(x: Node): Node {
     const p = { window: this.window, strides: this.strides, padding: this.pads(x.shape.slice(1)) };
     if (this.className === 'MaxPooling2D') return b.reduceWindow(x, { op: 'max', ...p });
     const sum = b.reduceWindow(x, { op: 'sum', ...p });
@@ -223,15 +184,15 @@ class PoolLayer extends Layer {
 
 // ---------------------------------------------------------------- shape-only layers
 
-class FlattenLayer extends Layer {
+class FlattenLayer extends UnaryLayer {
   readonly className = 'Flatten';
   constructor(opts?: CommonOptions) {
     super(opts, 'flatten');
   }
-  build(s: Shape): Built {
+  buildOne(s: Shape): Built {
     return { outputShape: [numel(s)], weights: [] };
   }
-  call(x: Node): Node {
+  callOne(x: Node): Node {
     return b.reshape(x, [x.shape[0], numel(x.shape) / x.shape[0]]);
   }
 }
@@ -240,7 +201,7 @@ export interface DropoutOptions extends CommonOptions {
   seed?: number;
 }
 
-class DropoutLayer extends Layer {
+class DropoutLayer extends UnaryLayer {
   readonly className = 'Dropout';
   readonly seed: number;
   constructor(readonly rate: number, opts: DropoutOptions = {}) {
@@ -248,10 +209,10 @@ class DropoutLayer extends Layer {
     if (typeof rate !== 'number' || !(rate >= 0 && rate < 1)) fail(`Dropout: rate must be in [0, 1), got ${String(rate)}`);
     this.seed = opts.seed ?? 0;
   }
-  build(s: Shape): Built {
+  buildOne(s: Shape): Built {
     return { outputShape: s, weights: [] };
   }
-  call(x: Node, _w: readonly Node[], ctx: CallContext): Node {
+  callOne(x: Node, _w: readonly Node[], ctx: CallContext): Node {
     if (!ctx.training || this.rate === 0) return x;
     // Inverted dropout: keep with probability 1 - rate and scale kept values so the mean is unchanged.
     const u = b.randomUniform(ctx.key, x.shape, this.seed * 7919 + ctx.layerIndex + 1);
@@ -260,17 +221,17 @@ class DropoutLayer extends Layer {
   }
 }
 
-class ActivationLayer extends Layer {
+class ActivationLayer extends UnaryLayer {
   readonly className = 'Activation';
   override readonly activation: ActivationName;
   constructor(activation: ActivationName, opts?: CommonOptions) {
     super(opts, 'activation');
     this.activation = checkActivation(activation, opts?.name ? `Activation '${opts.name}'` : 'Activation');
   }
-  build(s: Shape): Built {
+  buildOne(s: Shape): Built {
     return { outputShape: s, weights: [] };
   }
-  call(x: Node): Node {
+  callOne(x: Node): Node {
     return x;
   }
 }

@@ -1,23 +1,27 @@
 /**
- * @file The Keras-like `Sequential` model: layer stack, shape inference with clear errors, weights
- * and optimizer state, `compile`, `summary`, and the three step functions it lowers to graph IR.
+ * @file The Keras-like model: a graph of layers from inputs to outputs, its weights and optimizer
+ * state, `compile`, `summary`, and the three step functions it lowers to graph IR.
  *
- * A model is built when it is constructed (the first layer must carry `inputShape`), so a bad stack
- * fails at once with the layer's name and the shapes that do not fit. The persistent state (weights,
- * optimizer slots, the step counter) lives here as host arrays between runs; backends copy it in and
- * hand it back (`engine.ts`). Step functions are pure graphs: the train step takes the state as
- * inputs and returns its next value as outputs, paired up by `StepFunction.updates`.
+ * A model is built when it is constructed: `Model({inputs, outputs})` walks back from the outputs
+ * through the layer calls that made them, so an output not reachable from the inputs, an unused
+ * input or two layers with one name fail at once, naming the layer. `Sequential` is the same class
+ * built from a chain. The persistent state (weights trainable or not, optimizer slots for trainable
+ * weights only, the step counter) lives here as host arrays between runs; backends copy it in and
+ * hand it back. Step functions are pure graphs: the train step takes the state as inputs and returns
+ * its next value as outputs, paired up by `StepFunction.updates`; non-trainable weights (batch-norm
+ * statistics) get their next value from the layer, trainable ones from the optimizer.
  */
-import { grad } from '../autodiff.ts';
 import * as b from '../../ir/builders.ts';
 import { makeFunc } from '../../ir/graph.ts';
 import { input } from '../../ir/node.ts';
 import type { DType, Func, InputNode, Node, Shape } from '../../ir/types.ts';
 import { fmtShape, numel } from '../../ir/types.ts';
 import { activate } from './activations.ts';
+import { grad } from '../../ir/autodiff.ts';
 import { DlcError, fail } from './errors.ts';
 import { initialize } from './initializers.ts';
-import type { CallContext, Layer, WeightSpec } from './layers.ts';
+import type { CallContext, Layer, LayerCall, WeightSpec } from './layer.ts';
+import { Input, InputLayer, SymbolicTensor } from './layer.ts';
 import type { LossName, MetricName } from './losses.ts';
 import { checkLoss, checkMetric, labelType, perSampleAccuracy, perSampleLoss } from './losses.ts';
 import type { Optimizer } from './optimizers.ts';
@@ -25,16 +29,30 @@ import { checkOptimizer, slotNames, update } from './optimizers.ts';
 import type { Tensor } from './tensor.ts';
 import { tensor } from './tensor.ts';
 
+/** One value per model output: a single value for all, a list in output order, or by output name. */
+export type PerOutput<T> = T | readonly T[] | Readonly<Record<string, T>>;
+
 export interface CompileConfig {
   optimizer: string | Optimizer;
-  loss: string;
-  metrics?: readonly string[];
+  /** One loss for every output, a list in output order, or an object keyed by output name. */
+  loss: PerOutput<string>;
+  /** Weights of the outputs' losses in the total (default 1 each). */
+  lossWeights?: readonly number[] | Readonly<Record<string, number>>;
+  /** Metrics for every output (a list), or per output (a list of lists, or keyed by output name). */
+  metrics?: readonly string[] | readonly (readonly string[])[] | Readonly<Record<string, readonly string[]>>;
 }
 
 export interface Compiled {
   readonly optimizer: Optimizer;
+  /** Loss of each output, in output order. */
+  readonly losses: readonly LossName[];
+  readonly lossWeights: readonly number[];
+  /** Metrics of each output, in output order. */
+  readonly metrics: readonly (readonly MetricName[])[];
+  /** Names of the weights the optimizer updates: trainable weights of trainable layers, as of compile. */
+  readonly trainable: ReadonlySet<string>;
+  /** The single-output loss (the first output's), kept for callers of one-output models. */
   readonly loss: LossName;
-  readonly metrics: readonly MetricName[];
 }
 
 export interface WeightInfo {
@@ -43,6 +61,8 @@ export interface WeightInfo {
   readonly layer: string;
   readonly shape: Shape;
   readonly init: WeightSpec['init'];
+  /** False for state updated without gradients (moving statistics); the layer's flag is separate. */
+  readonly trainable: boolean;
 }
 
 /** One persistent buffer: a weight, an optimizer slot or the step counter. */
@@ -59,16 +79,22 @@ export interface StepFunction {
   readonly kind: StepKind;
   readonly batch: number;
   readonly func: Func;
-  /** Input indices of the per-batch data. */
-  readonly x: number;
-  readonly y: number | null;
+  /** Input index of each model input's batch, in model input order. */
+  readonly xs: readonly number[];
+  /** Input index of each output's labels, in model output order (train and eval only). */
+  readonly ys: readonly number[];
   readonly mask: number | null;
   /** Input index of each persistent state buffer, by state name. */
   readonly state: ReadonlyMap<string, number>;
   /** Output `output` is the next value of input `input` (train step only). */
   readonly updates: readonly { readonly output: number; readonly input: number }[];
-  /** Scalar results by name (`loss`, `accuracy`) or the prediction (`output`). */
+  /**
+   * Results by name: scalars (`loss`, `accuracy`, `<output>_loss`, ...) for train and eval; for
+   * predict each model output, named `output` in a one-output model and by output name otherwise.
+   */
   readonly results: ReadonlyMap<string, number>;
+  /** Output index of each model output's prediction, in output order (predict only). */
+  readonly predictions: readonly number[];
 }
 
 export interface ModelOptions {
@@ -77,88 +103,226 @@ export interface ModelOptions {
   name?: string;
 }
 
-export class Model {
+export interface ModelConfig extends ModelOptions {
+  inputs: SymbolicTensor | readonly SymbolicTensor[];
+  outputs: SymbolicTensor | readonly SymbolicTensor[];
+}
+
+interface Lowered {
+  readonly out: Node;
+  /** The producing layer's pre-activation, the logits stable losses start from. */
+  readonly logits: Node;
+  readonly act: Layer['activation'];
+}
+
+const list = <T>(v: T | readonly T[]): T[] => (Array.isArray(v) ? [...(v as readonly T[])] : [v as T]);
+
+/** Keras naming: the first conv2d is `conv2d`, the next `conv2d_1`, and so on, skipping names in use. */
+function assignNames(layers: readonly Layer[], where: string): void {
+  const used = new Set<string>();
+  for (const l of layers) {
+    if (!l.name) continue;
+    if (used.has(l.name)) fail(`${where}: two layers are named '${l.name}'; layer names must be unique within a model`);
+    used.add(l.name);
+  }
+  for (const l of layers) {
+    if (l.name) continue;
+    let k = 0;
+    while (used.has(k === 0 ? l.defaultName : `${l.defaultName}_${k}`)) k++;
+    l.name = k === 0 ? l.defaultName : `${l.defaultName}_${k}`;
+    used.add(l.name);
+  }
+}
+
+/** Turn per-output settings into a list in output order, naming what is wrong. */
+function perOutput<T>(v: PerOutput<T> | undefined, names: readonly string[], what: string, isValue: (x: unknown) => x is T, dflt?: T): T[] {
+  if (v === undefined) {
+    if (dflt === undefined) fail(`compile: ${what} is required`);
+    return names.map(() => dflt);
+  }
+  if (isValue(v)) return names.map(() => v);
+  if (Array.isArray(v)) {
+    if (v.length !== names.length) fail(`compile: ${what} has ${v.length} entries, the model has ${names.length} outputs (${names.join(', ')})`);
+    return v.map((x, i) => (isValue(x) ? x : fail(`compile: ${what}[${i}] (output '${names[i]}') is ${JSON.stringify(x)}`)));
+  }
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, T>;
+    for (const k of Object.keys(o)) if (!names.includes(k)) fail(`compile: ${what} names output '${k}', the model's outputs are ${names.join(', ')}`);
+    return names.map((n) => {
+      if (o[n] !== undefined) return isValue(o[n]) ? o[n] : fail(`compile: ${what}.${n} is ${JSON.stringify(o[n])}`);
+      if (dflt === undefined) fail(`compile: ${what} has no entry for output '${n}'`);
+      return dflt;
+    });
+  }
+  return fail(`compile: ${what} must be one value, a list per output or an object keyed by output name, got ${JSON.stringify(v)}`);
+}
+
+export class GraphModel {
   readonly name: string;
-  readonly layers: readonly Layer[];
-  readonly inputShape: Shape;
-  readonly outputShape: Shape;
-  /** Per-sample output shape of each layer. */
-  readonly layerShapes: readonly Shape[];
-  readonly weightInfo: readonly WeightInfo[];
-  /** Index into weightInfo of each layer's first weight, and how many it has. */
-  private readonly layerWeights: readonly (readonly [number, number])[];
   readonly seed: number;
+  /** A chain built by `Sequential`, or any graph of layers. */
+  readonly kind: 'sequential' | 'functional';
+  readonly inputs: readonly SymbolicTensor[];
+  readonly outputs: readonly SymbolicTensor[];
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  /** Layers in graph order (functional models list their InputLayers too, as Keras does). */
+  readonly layers: readonly Layer[];
+  /** Per-sample output shape of each layer in `layers` (its first application). */
+  readonly layerShapes: readonly Shape[];
+  /** Every weight, trainable or not, in layer order. */
+  readonly weightInfo: readonly WeightInfo[];
+  /** Layer calls in evaluation order (inputs excluded). */
+  private readonly order: readonly LayerCall[];
+  /** Index into weightInfo of each layer's first weight, and how many it has. */
+  private readonly layerWeights: ReadonlyMap<Layer, readonly [number, number]>;
   compiled: Compiled | null = null;
   /** Persistent state by name: weights, then (after compile) optimizer slots and `step`. */
   readonly state = new Map<string, Float32Array | Int32Array>();
   /** Bumped on every change of the state layout or host-side values; engines use it to resync. */
   version = 0;
 
-  constructor(layers: readonly Layer[], opts: ModelOptions = {}) {
-    if (!Array.isArray(layers) || layers.length === 0) fail('Sequential: expected a non-empty array of layers');
-    this.name = opts.name ?? 'sequential';
-    this.seed = opts.seed ?? 0;
-    this.layers = [...layers];
-    // Keras naming: the first conv2d is `conv2d`, the next `conv2d_1`, and so on, per model.
-    const counts = new Map<string, number>();
-    const used = new Set<string>();
-    for (const l of this.layers) {
-      if (!l.name) {
-        const k = counts.get(l.defaultName) ?? 0;
-        counts.set(l.defaultName, k + 1);
-        l.name = k === 0 ? l.defaultName : `${l.defaultName}_${k}`;
-      }
-      if (used.has(l.name)) fail(`Sequential: two layers are named '${l.name}'`);
-      used.add(l.name);
-    }
-    const first = this.layers[0];
-    if (!first.inputShape) {
-      fail(`Sequential: the first layer (${first.className} '${first.name}') needs an inputShape option, e.g. inputShape: [28, 28, 1]`);
-    }
-    if (!first.inputShape.every((d) => Number.isInteger(d) && d > 0)) fail(`${first.className} '${first.name}': inputShape must be positive integers, got ${fmtShape(first.inputShape)}`);
-    this.layers.slice(1).forEach((l) => {
-      if (l.inputShape) fail(`${l.className} '${l.name}': only the first layer of a Sequential model takes inputShape`);
+  constructor(cfg: ModelConfig, kind: 'sequential' | 'functional' = 'functional') {
+    if (!cfg || typeof cfg !== 'object') fail('Model: expected {inputs, outputs, name?}');
+    this.kind = kind;
+    this.name = cfg.name ?? (kind === 'sequential' ? 'sequential' : 'functional');
+    this.seed = cfg.seed ?? 0;
+    const where = `Model '${this.name}'`;
+    const inputs = list(cfg.inputs);
+    const outputs = list(cfg.outputs);
+    if (inputs.length === 0) fail(`${where}: inputs is empty; pass the tensors made by Input()`);
+    if (outputs.length === 0) fail(`${where}: outputs is empty; pass the tensors the last layers returned`);
+    inputs.forEach((t, i) => {
+      if (!(t instanceof SymbolicTensor) || !(t.producer.layer instanceof InputLayer)) fail(`${where}: inputs[${i}] must be a tensor made by Input(), got ${t instanceof SymbolicTensor ? `the output of ${t.producer.layer.label}` : typeof t}`);
     });
-    this.inputShape = first.inputShape;
-    let s = this.inputShape;
-    const shapes: Shape[] = [];
+    outputs.forEach((t, i) => {
+      if (!(t instanceof SymbolicTensor)) fail(`${where}: outputs[${i}] must be a symbolic tensor (a layer's apply() result), got ${typeof t}`);
+    });
+    if (new Set(inputs).size !== inputs.length) fail(`${where}: the same Input is listed twice in inputs`);
+
+    // Walk back from the outputs: depth-first, inputs of a call in order, so the order is stable.
+    const order: LayerCall[] = [];
+    const seen = new Set<LayerCall>();
+    const reached = new Set<SymbolicTensor>();
+    const visit = (t: SymbolicTensor, from: string) => {
+      const c = t.producer;
+      if (seen.has(c)) return;
+      seen.add(c);
+      if (c.layer instanceof InputLayer) {
+        if (!inputs.includes(t)) {
+          fail(`${where}: ${from} depends on Input ${c.layer.name ? `'${c.layer.name}' ` : ''}of shape ${fmtShape(t.shape)}, which is not among the model's inputs (a tensor of another model, or a missing input)`);
+        }
+        reached.add(t);
+        return;
+      }
+      for (const x of c.inputs) visit(x, from);
+      order.push(c);
+    };
+    outputs.forEach((t, i) => visit(t, `output ${i} (${t.producer.layer.label})`));
+    inputs.forEach((t, i) => {
+      if (!reached.has(t)) fail(`${where}: input ${i} (${t.producer.layer.label}, shape ${fmtShape(t.shape)}) is not used by any output`);
+    });
+    this.order = order;
+    this.inputs = inputs;
+    this.outputs = outputs;
+
+    const layers: Layer[] = kind === 'sequential' ? [] : inputs.map((t) => t.producer.layer);
+    for (const c of order) if (!layers.includes(c.layer)) layers.push(c.layer);
+    assignNames(kind === 'sequential' ? layers : [...inputs.map((t) => t.producer.layer), ...layers.filter((l) => !(l instanceof InputLayer))], where);
+    this.layers = layers;
+    this.layerShapes = layers.map((l) => (l instanceof InputLayer ? l.shape : l.calls[0].output.shape));
+    this.inputNames = inputs.map((t) => t.producer.layer.name);
+    this.outputNames = outputs.map((t) => t.producer.layer.name);
+    if (new Set(this.outputNames).size !== outputs.length) fail(`${where}: two outputs come from layer '${this.outputNames.find((n, i) => this.outputNames.indexOf(n) !== i)}'; each output needs its own layer`);
+
     const infos: WeightInfo[] = [];
-    const lw: [number, number][] = [];
-    for (const l of this.layers) {
-      const built = l.build(s);
-      lw.push([infos.length, built.weights.length]);
-      for (const w of built.weights) infos.push({ name: `${l.name}.${w.name}`, layer: l.name, shape: w.shape, init: w.init });
-      s = built.outputShape;
-      shapes.push(s);
+    const lw = new Map<Layer, readonly [number, number]>();
+    for (const l of layers) {
+      const ws = l.built?.weights ?? [];
+      lw.set(l, [infos.length, ws.length]);
+      for (const w of ws) infos.push({ name: `${l.name}.${w.name}`, layer: l.name, shape: w.shape, init: w.init, trainable: w.trainable !== false });
     }
-    this.outputShape = s;
-    this.layerShapes = shapes;
     this.weightInfo = infos;
     this.layerWeights = lw;
     infos.forEach((w, i) => this.state.set(w.name, initialize(w.init, w.shape, this.seed, i)));
   }
 
+  /** The one input's per-sample shape; refused for a model of several inputs. */
+  get inputShape(): Shape {
+    if (this.inputs.length !== 1) fail(`model '${this.name}' has ${this.inputs.length} inputs (${this.inputNames.join(', ')}); use inputShapes`);
+    return this.inputs[0].shape;
+  }
+
+  /** The one output's per-sample shape; refused for a model of several outputs. */
+  get outputShape(): Shape {
+    if (this.outputs.length !== 1) fail(`model '${this.name}' has ${this.outputs.length} outputs (${this.outputNames.join(', ')}); use outputShapes`);
+    return this.outputs[0].shape;
+  }
+
+  get inputShapes(): Shape[] {
+    return this.inputs.map((t) => t.shape);
+  }
+
+  get outputShapes(): Shape[] {
+    return this.outputs.map((t) => t.shape);
+  }
+
+  /** The layer called `name` (Keras `get_layer`). */
+  getLayer(name: string): Layer {
+    const l = this.layers.find((x) => x.name === name);
+    if (!l) fail(`getLayer: model '${this.name}' has no layer '${name}'; its layers are ${this.layers.map((x) => x.name).join(', ')}`);
+    return l;
+  }
+
   compile(cfg: CompileConfig): void {
-    if (!cfg || typeof cfg !== 'object') fail('compile: expected {optimizer, loss, metrics?}');
+    if (!cfg || typeof cfg !== 'object') fail('compile: expected {optimizer, loss, lossWeights?, metrics?}');
     const optimizer = checkOptimizer(cfg.optimizer);
-    const loss = checkLoss(cfg.loss);
-    const metrics = (cfg.metrics ?? []).map(checkMetric);
-    labelType(loss, this.outputShape, 1); // rejects a loss that cannot apply to this output
-    if (metrics.includes('accuracy') && loss === 'categorical_crossentropy' && this.outputShape.length !== 1) {
-      fail(`compile: accuracy with categorical_crossentropy needs a model output of rank 1 per sample, got ${fmtShape(this.outputShape)}`);
-    }
-    this.compiled = { optimizer, loss, metrics: [...new Set(metrics)] };
+    const names = this.outputNames;
+    const isStr = (x: unknown): x is string => typeof x === 'string';
+    const losses = perOutput(cfg.loss, names, 'loss', isStr).map((l) => checkLoss(l));
+    const isNum = (x: unknown): x is number => typeof x === 'number';
+    const lossWeights = perOutput<number>(cfg.lossWeights as PerOutput<number> | undefined, names, 'lossWeights', isNum, 1);
+    lossWeights.forEach((w, i) => {
+      if (!Number.isFinite(w) || w < 0) fail(`compile: lossWeights for output '${names[i]}' must be a finite number >= 0, got ${w}`);
+    });
+    const isList = (x: unknown): x is readonly string[] => Array.isArray(x) && x.every(isStr);
+    const m = cfg.metrics;
+    const metricLists: (readonly string[])[] =
+      m === undefined ? names.map(() => []) : isList(m) ? names.map(() => m) : perOutput<readonly string[]>(m as PerOutput<readonly string[]>, names, 'metrics', isList, []);
+    const metrics = metricLists.map((ms) => [...new Set(ms.map(checkMetric))]);
+    losses.forEach((loss, i) => {
+      const shape = this.outputs[i].shape;
+      const who = names.length > 1 ? `output '${names[i]}': ` : '';
+      try {
+        labelType(loss, shape, 1); // rejects a loss that cannot apply to this output
+      } catch (e) {
+        if (e instanceof DlcError) fail(`compile: ${who}${e.message}`);
+        throw e;
+      }
+      if (metrics[i].includes('accuracy') && loss === 'categorical_crossentropy' && shape.length !== 1) {
+        fail(`compile: ${who}accuracy with categorical_crossentropy needs a model output of rank 1 per sample, got ${fmtShape(shape)}`);
+      }
+    });
+    const trainable = new Set(this.weightInfo.filter((w) => w.trainable && this.getLayer(w.layer).trainable).map((w) => w.name));
+    this.compiled = { optimizer, losses, lossWeights, metrics, trainable, loss: losses[0] };
     // Fresh optimizer state, as Keras does when a model is compiled again.
     for (const k of [...this.state.keys()]) if (!this.weightInfo.some((w) => w.name === k)) this.state.delete(k);
     for (const st of this.optimizerState()) this.state.set(st.name, st.dtype === 'i32' ? new Int32Array(numel(st.shape)) : new Float32Array(numel(st.shape)));
     this.version++;
   }
 
-  /** Optimizer slots and the step counter, after compile. */
+  /** Weights the optimizer updates: as of the last compile, or the layers' flags before it. */
+  trainableWeights(): WeightInfo[] {
+    const c = this.compiled;
+    return this.weightInfo.filter((w) => (c ? c.trainable.has(w.name) : w.trainable && this.getLayer(w.layer).trainable));
+  }
+
+  /** Optimizer slots (for trainable weights only) and the step counter, after compile. */
   optimizerState(): StateInfo[] {
     const c = this.requireCompiled('optimizerState');
     const out: StateInfo[] = [];
-    for (const slot of slotNames(c.optimizer)) for (const w of this.weightInfo) out.push({ name: `${c.optimizer.kind}.${slot}.${w.name}`, dtype: 'f32', shape: w.shape });
+    const tw = this.trainableWeights();
+    for (const slot of slotNames(c.optimizer)) for (const w of tw) out.push({ name: `${c.optimizer.kind}.${slot}.${w.name}`, dtype: 'f32', shape: w.shape });
     out.push({ name: 'step', dtype: 'i32', shape: [] });
     return out;
   }
@@ -173,18 +337,44 @@ export class Model {
     return this.compiled;
   }
 
-  /** The forward pass on a batch: output, and the pre-activation of the last layer. */
-  forward(x: Node, weights: readonly Node[], ctx: Omit<CallContext, 'layerIndex'>): { out: Node; logits: Node; act: Layer['activation'] } {
-    let h = x;
-    let pre = x;
-    this.layers.forEach((l, i) => {
-      const [at, n] = this.layerWeights[i];
-      pre = l.call(h, weights.slice(at, at + n), { ...ctx, layerIndex: i });
-      h = activate(l.activation, pre);
+  /**
+   * The forward pass on a batch: each output with its logits, and the next values of non-trainable
+   * weights the layers asked for (training only), by weight name.
+   */
+  forward(
+    xs: readonly Node[],
+    weights: readonly Node[],
+    ctx: { readonly training: boolean; readonly key: Node; readonly mask?: Node | null },
+  ): { outputs: Lowered[]; updates: Map<string, Node> } {
+    if (xs.length !== this.inputs.length) throw new Error(`forward: ${xs.length} inputs for a model of ${this.inputs.length}`);
+    const values = new Map<SymbolicTensor, Lowered>();
+    this.inputs.forEach((t, i) => values.set(t, { out: xs[i], logits: xs[i], act: 'linear' }));
+    const updates = new Map<string, Node>();
+    const layerIndex = new Map(this.layers.filter((l) => !(l instanceof InputLayer)).map((l, i) => [l, i]));
+    for (const c of this.order) {
+      const l = c.layer;
+      const [at, n] = this.layerWeights.get(l)!;
+      const ws = weights.slice(at, at + n);
+      const callCtx: CallContext = {
+        training: ctx.training,
+        key: ctx.key,
+        layerIndex: layerIndex.get(l)!,
+        mask: ctx.mask ?? null,
+        layerTrainable: this.compiled ? this.weightInfo.slice(at, at + n).every((w) => !w.trainable || this.compiled!.trainable.has(w.name)) && l.trainable : l.trainable,
+        update: (wi, next) => {
+          if (!ctx.training) throw new Error(`${l.label}: state update outside training`);
+          // A layer applied twice in one step updates its state twice; the later call's value wins.
+          updates.set(this.weightInfo[at + wi].name, next);
+        },
+      };
+      const pre = l.call(c.inputs.map((t) => values.get(t)!.out), ws, callCtx);
+      values.set(c.output, { out: activate(l.activation, pre), logits: pre, act: l.activation });
+    }
+    const outputs = this.outputs.map((t) => {
+      const v = values.get(t)!;
+      return v.act === 'linear' ? { ...v, logits: v.out } : v;
     });
-    // The last layer's pre-activation are the logits that stable losses start from.
-    const act = this.layers[this.layers.length - 1].activation;
-    return { out: h, logits: act === 'linear' ? h : pre, act };
+    return { outputs, updates };
   }
 
   /** Build one of the three step functions for a fixed batch size. */
@@ -196,62 +386,89 @@ export class Model {
       inputs.push(n);
       return n;
     };
-    const x = mk('x', 'f32', [batch, ...this.inputShape]);
+    const single = this.inputs.length === 1;
+    const xs = this.inputs.map((t, i) => mk(single ? 'x' : `x.${this.inputNames[i]}`, 'f32', [batch, ...t.shape]));
     const c = kind === 'predict' ? null : this.requireCompiled(kind === 'train' ? 'fit' : 'evaluate');
-    const lt = c ? labelType(c.loss, this.outputShape, batch) : null;
-    const y = lt ? mk('y', lt.dtype, lt.shape) : null;
+    const oneOut = this.outputs.length === 1;
+    const ys = c ? this.outputs.map((t, i) => {
+      const lt = labelType(c.losses[i], t.shape, batch);
+      return mk(oneOut ? 'y' : `y.${this.outputNames[i]}`, lt.dtype, lt.shape);
+    }) : [];
     const mask = c ? mk('mask', 'f32', [batch]) : null;
     const stateInputs = this.stateInfo(kind).map((s) => mk(s.name, s.dtype, s.shape));
     const state = new Map(stateInputs.map((n) => [n.params.name, inputs.indexOf(n)]));
     const weights = stateInputs.slice(0, this.weightInfo.length);
     const step = kind === 'train' ? stateInputs[stateInputs.length - 1] : b.constant(0, [], 'i32');
-    const { out, logits, act } = this.forward(x, weights, { training: kind === 'train', key: step });
+    const fwd = this.forward(xs, weights, { training: kind === 'train', key: step, mask });
+    const xIdx = xs.map((n) => inputs.indexOf(n));
 
-    if (kind === 'predict' || !c || !y || !mask) {
-      const func = makeFunc(`${this.name}_predict`, inputs, [out], ['output']);
-      return { kind, batch, func, x: 0, y: null, mask: null, state, updates: [], results: new Map([['output', 0]]) };
+    if (kind === 'predict' || !c || !mask) {
+      const names = oneOut ? ['output'] : [...this.outputNames];
+      const func = makeFunc(`${this.name}_predict`, inputs, fwd.outputs.map((o) => o.out), names);
+      return { kind, batch, func, xs: xIdx, ys: [], mask: null, state, updates: [], results: new Map(names.map((n, i) => [n, i])), predictions: names.map((_, i) => i) };
     }
     // Masked mean: padded rows of a short final batch have mask 0 and do not count.
     const count = b.max(b.reduceSum(mask, [0]), b.constant(1, []));
     const mean = (perSample: Node) => b.div(b.reduceSum(b.mul(perSample, mask), [0]), count);
-    const outputs: Node[] = [mean(perSampleLoss(c.loss, out, logits, act, y))];
-    const names = ['loss'];
-    for (const m of c.metrics) {
-      outputs.push(mean(perSampleAccuracy(c.loss, out, y)));
-      names.push(m);
-    }
+    const outputs: Node[] = [];
+    const names: string[] = [];
+    const perLoss = fwd.outputs.map((o, i) => mean(perSampleLoss(c.losses[i], o.out, o.logits, o.act, ys[i])));
+    // Keras's total: the loss-weighted sum over outputs; logs name each output's own loss too.
+    let total = oneOut && c.lossWeights[0] === 1 ? perLoss[0] : null;
+    if (!total) perLoss.forEach((l, i) => {
+      const w = b.mul(l, b.constant(c.lossWeights[i], []));
+      total = total ? b.add(total, w) : w;
+    });
+    outputs.push(total!);
+    names.push('loss');
+    if (!oneOut) perLoss.forEach((l, i) => {
+      outputs.push(l);
+      names.push(`${this.outputNames[i]}_loss`);
+    });
+    fwd.outputs.forEach((o, i) => {
+      for (const m of c.metrics[i]) {
+        outputs.push(mean(perSampleAccuracy(c.losses[i], o.out, ys[i])));
+        names.push(oneOut ? m : `${this.outputNames[i]}_${m}`);
+      }
+    });
     const results = new Map(names.map((n, i) => [n, i]));
     const updates: { output: number; input: number }[] = [];
     if (kind === 'train') {
-      const grads = grad(outputs[0], weights);
+      const trainIdx = this.weightInfo.flatMap((w, i) => (c.trainable.has(w.name) ? [i] : []));
+      const tw = trainIdx.map((i) => weights[i]);
+      const grads = grad(outputs[0], tw);
       const slots = slotNames(c.optimizer);
-      const nW = weights.length;
-      const slotInputs = (wi: number) => slots.map((_, si) => stateInputs[nW + si * nW + wi]);
-      const nextW: Node[] = [];
-      const nextSlots: Node[][] = slots.map(() => []);
-      weights.forEach((w, wi) => {
-        const r = update(c.optimizer, w, grads[wi], slotInputs(wi), step);
-        nextW.push(r.w);
-        r.slots.forEach((s, si) => nextSlots[si].push(s));
+      const nT = tw.length;
+      const slotBase = this.weightInfo.length;
+      const slotInputs = (ti: number) => slots.map((_, si) => stateInputs[slotBase + si * nT + ti]);
+      const next = new Map<number, Node>(); // state input position -> next value
+      tw.forEach((w, ti) => {
+        const r = update(c.optimizer, w, grads[ti], slotInputs(ti), step);
+        next.set(trainIdx[ti], r.w);
+        r.slots.forEach((s, si) => next.set(slotBase + si * nT + ti, s));
       });
-      const nextStep = b.add(step, b.constant(1, [], 'i32'));
-      const nexts = [...nextW, ...nextSlots.flat(), nextStep];
-      nexts.forEach((n, i) => {
+      this.weightInfo.forEach((w, i) => {
+        const u = fwd.updates.get(w.name);
+        if (u && !c.trainable.has(w.name)) next.set(i, u);
+      });
+      next.set(stateInputs.length - 1, b.add(step, b.constant(1, [], 'i32')));
+      [...next.keys()].sort((p, q) => p - q).forEach((i) => {
         updates.push({ output: outputs.length, input: inputs.indexOf(stateInputs[i]) });
-        outputs.push(n);
+        outputs.push(next.get(i)!);
         names.push(`${stateInputs[i].params.name}.next`);
       });
     }
     const func = makeFunc(`${this.name}_${kind === 'train' ? 'train_step' : 'eval_step'}`, inputs, outputs, names);
-    return { kind, batch, func, x: 0, y: 1, mask: 2, state, updates, results };
+    return { kind, batch, func, xs: xIdx, ys: ys.map((n) => inputs.indexOf(n)), mask: inputs.indexOf(mask), state, updates, results, predictions: [] };
   }
 
+  /** Every weight (trainable and not), in `weightInfo` order. */
   getWeights(): Tensor[] {
     return this.weightInfo.map((w) => tensor(Float32Array.from(this.state.get(w.name)!), w.shape, 'f32'));
   }
 
   setWeights(ws: readonly (Tensor | Float32Array)[]): void {
-    if (!Array.isArray(ws) || ws.length !== this.weightInfo.length) fail(`setWeights: expected ${this.weightInfo.length} tensors, got ${Array.isArray(ws) ? ws.length : typeof ws}`);
+    if (!Array.isArray(ws) || ws.length !== this.weightInfo.length) fail(`setWeights: expected ${this.weightInfo.length} tensors, got ${Array.isArray(ws) ? ws.length : typeof ws} (the model's weights: ${this.weightInfo.map((w) => w.name).join(', ')})`);
     ws.forEach((t, i) => {
       const info = this.weightInfo[i];
       const data = t instanceof Float32Array ? t : t.data;
@@ -267,29 +484,61 @@ export class Model {
     return this.weightInfo.reduce((a, w) => a + numel(w.shape), 0);
   }
 
-  /** The Keras layer table: name (type), output shape, parameter count. Printed and returned. */
+  /**
+   * The Keras layer table: name (type), output shape, parameter count, and for graphs the layers
+   * each one is connected to. Printed and returned.
+   */
   summary(print: (line: string) => void = console.log): string {
+    const graph = this.kind === 'functional';
+    const callIndex = (c: LayerCall) => c.layer.calls.indexOf(c);
     const rows = this.layers.map((l, i) => {
-      const [at, n] = this.layerWeights[i];
+      const [at, n] = this.layerWeights.get(l)!;
       const params = this.weightInfo.slice(at, at + n).reduce((a, w) => a + numel(w.shape), 0);
-      return [`${l.name} (${l.className})`, `(None, ${this.layerShapes[i].join(', ')})`, String(params)];
+      const row = [`${l.name} (${l.className})`, `(None, ${this.layerShapes[i].join(', ')})`, String(params)];
+      if (graph) {
+        const from = l.calls.filter((c) => this.order.includes(c)).flatMap((c) => c.inputs.map((t) => `${t.producer.layer.name}[${callIndex(t.producer)}][0]`));
+        row.push(from.length ? from.join(', ') : '-');
+      }
+      return row;
     });
-    const head = ['Layer (type)', 'Output Shape', 'Param #'];
-    const wd = [0, 1, 2].map((k) => Math.max(head[k].length, ...rows.map((r) => r[k].length)) + 2);
-    const line = (r: string[]) => r[0].padEnd(wd[0]) + r[1].padEnd(wd[1]) + r[2].padStart(wd[2] - 2);
-    const total = wd[0] + wd[1] + wd[2] - 2;
+    const head = ['Layer (type)', 'Output Shape', 'Param #', ...(graph ? ['Connected to'] : [])];
+    const cols = head.map((_, k) => k);
+    const wd = cols.map((k) => Math.max(head[k].length, ...rows.map((r) => r[k].length)) + 2);
+    const line = (r: string[]) => r[0].padEnd(wd[0]) + r[1].padEnd(wd[1]) + r[2].padStart(wd[2] - 2) + (graph ? `  ${r[3]}` : '');
+    const total = wd.reduce((a, w) => a + w, 0) - 2;
+    const trainable = this.trainableWeights().reduce((a, w) => a + numel(w.shape), 0);
+    const fmt = (v: number) => v.toLocaleString('en-US');
     const out = [
       `Model: "${this.name}"`,
       '_'.repeat(total),
       line(head),
       '='.repeat(total),
       ...rows.flatMap((r, i) => [line(r), i < rows.length - 1 ? '_'.repeat(total) : '='.repeat(total)]),
-      `Total params: ${this.countParams().toLocaleString('en-US')}`,
-      `Trainable params: ${this.countParams().toLocaleString('en-US')}`,
-      'Non-trainable params: 0',
+      `Total params: ${fmt(this.countParams())}`,
+      `Trainable params: ${fmt(trainable)}`,
+      `Non-trainable params: ${fmt(this.countParams() - trainable)}`,
       '_'.repeat(total),
     ].join('\n');
     print(out);
     return out;
   }
+}
+
+/** The chain of a Sequential model as a graph: an Input from the first layer's inputShape, then each layer. */
+export function chain(layers: readonly Layer[], opts: ModelOptions = {}): ModelConfig {
+  if (!Array.isArray(layers) || layers.length === 0) fail('Sequential: expected a non-empty array of layers');
+  const first: Layer = layers[0];
+  // Name the layers first, so errors while building the chain already say `conv2d_1`.
+  assignNames(layers, 'Sequential');
+  if (!first.inputShape) {
+    fail(`Sequential: the first layer (${first.className} '${first.name}') needs an inputShape option, e.g. inputShape: [28, 28, 1]`);
+  }
+  if (!first.inputShape.every((d: number) => Number.isInteger(d) && d > 0)) fail(`${first.className} '${first.name}': inputShape must be positive integers, got ${fmtShape(first.inputShape)}`);
+  layers.slice(1).forEach((l) => {
+    if (l.inputShape) fail(`${l.className} '${l.name}': only the first layer of a Sequential model takes inputShape`);
+  });
+  const x = Input({ shape: first.inputShape, name: 'input_layer' });
+  let h = x;
+  for (const l of layers) h = l.apply(h);
+  return { ...opts, inputs: x, outputs: h };
 }

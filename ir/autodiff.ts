@@ -7,11 +7,11 @@
  * one graph that later passes simplify and fuse as a whole. Only f32 values carry cotangents: integer
  * and bool values (labels, masks, comparisons) are cut, and a VJP returning `null` means "zero".
  */
-import * as b from '../ir/builders.ts';
-import { topoOrder } from '../ir/graph.ts';
-import { OP_TABLE } from '../ir/optable.ts';
-import type { Node, NodeWith, Op } from '../ir/types.ts';
-import { fmtShape, shapeEq } from '../ir/types.ts';
+import * as b from './builders.ts';
+import { topoOrder } from './graph.ts';
+import { OP_TABLE } from './optable.ts';
+import type { Node, NodeWith, Op } from './types.ts';
+import { fmtShape, shapeEq } from './types.ts';
 
 /** Gradients of the scalar `loss` with respect to each node of `wrt` (zeros where unconnected). */
 export function grad(loss: Node, wrt: readonly Node[]): Node[] {
