@@ -508,9 +508,9 @@ describe('bad model definitions fail early and name the layer and shapes', () =>
     ['no inputShape on the first layer', () => Sequential([Dense(3), Dense(2)]), /first layer \(Dense 'dense'\) needs an inputShape/],
     ['inputShape on a later layer', () => Sequential([Dense(3, { inputShape: [2] }), Dense(2, { inputShape: [3] })]), /Dense 'dense_1': only the first layer/],
     ['two layers with the same name', () => Sequential([Dense(3, { inputShape: [2], name: 'hidden' }), Dense(2, { name: 'hidden' })]), /two layers are named 'hidden'/],
-    ['an unknown activation', () => Dense(3, { activation: 'gelu' as never }), /Dense: unknown activation 'gelu'/],
-    ['an unknown activation in Activation', () => Activation('swish' as never), /Activation: unknown activation 'swish'/],
-    ['an unknown activation in Conv2D', () => Conv2D(3, 3, { activation: 'elu' as never }), /Conv2D: unknown activation 'elu'/],
+    ['an unknown activation', () => Dense(3, { activation: 'relux' as never }), /Dense: unknown activation 'relux'; expected one of relu, sigmoid/],
+    ['an unknown activation in Activation', () => Activation('gelu_tanh' as never), /Activation: unknown activation 'gelu_tanh'/],
+    ['an unknown activation in Conv2D', () => Conv2D(3, 3, { activation: 'mish' as never }), /Conv2D: unknown activation 'mish'/],
     ['an empty model', () => Sequential([]), /non-empty array of layers/],
   ];
   for (const [what, make, re] of cases) {
