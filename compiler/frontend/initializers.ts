@@ -28,9 +28,10 @@ export function checkInitializer(name: unknown, where: string): InitializerName 
 
 function fans(shape: Shape): [number, number] {
   if (shape.length === 2) return [shape[0], shape[1]];
-  if (shape.length === 4) {
-    const rf = shape[0] * shape[1];
-    return [rf * shape[2], rf * shape[3]];
+  if (shape.length >= 3) {
+    // Keras: conv kernels [...spatial, in, out] have fans in*receptive and out*receptive (Conv1D too).
+    const rf = numel(shape.slice(0, -2));
+    return [rf * shape[shape.length - 2], rf * shape[shape.length - 1]];
   }
   const n = numel(shape);
   return [n, n];
