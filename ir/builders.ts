@@ -19,6 +19,7 @@ export const randomUniform = (key: Node, shape: Shape, seed: number): Node =>
   apply('random_uniform', [key], { seed, shape });
 
 export const neg = (x: Node) => apply('neg', [x], none);
+export const abs = (x: Node) => apply('abs', [x], none);
 export const exp = (x: Node) => apply('exp', [x], none);
 export const log = (x: Node) => apply('log', [x], none);
 export const sqrt = (x: Node) => apply('sqrt', [x], none);

@@ -25,8 +25,24 @@ export type Padding2 = readonly (readonly [number, number])[];
 /** Param values are plain data so the text format can print and parse them. */
 export type ParamValue = number | string | boolean | readonly number[] | readonly (readonly number[])[];
 
+/**
+ * The elementwise unary ops: one operand, a result of the operand's dtype, no params. This list is
+ * where such an op is declared: `OpParams` gets its key from it, and the kernel IR's ALU ops (`UnOp`
+ * in compiler/kernel/types.ts) include it, so every table keyed by them (the op table, the kernel
+ * interpreter, Wasm and WGSL codegen) fails to type-check until it has an entry for the new op.
+ * Fusion lowers these ops generically and needs no entry.
+ */
+export const UNARY_OPS = ['neg', 'abs', 'exp', 'log', 'sqrt', 'recip', 'tanh'] as const;
+/** The elementwise binary ops: two operands of one dtype and shape, no params (see `UNARY_OPS`). */
+export const BINARY_OPS = ['add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'less', 'equal'] as const;
+export type UnaryOp = (typeof UNARY_OPS)[number];
+export type BinaryOp = (typeof BINARY_OPS)[number];
+
+/** Params of the unary and binary ops, which have none, keyed by the lists above. */
+type AluOpParams = { readonly [O in UnaryOp | BinaryOp]: Record<string, never> };
+
 /** Every op and its params. The key is the op's printed name. */
-export interface OpParams {
+export interface OpParams extends AluOpParams {
   // function parameters (graph inputs)
   input: { readonly name: string };
   // leaves
@@ -34,23 +50,7 @@ export interface OpParams {
   constant: { readonly value: number; readonly dtype: DType; readonly shape: Shape };
   iota: { readonly axis: number; readonly dtype: DType; readonly shape: Shape };
   random_uniform: { readonly seed: number; readonly shape: Shape };
-  // elementwise unary
-  neg: Record<string, never>;
-  exp: Record<string, never>;
-  log: Record<string, never>;
-  sqrt: Record<string, never>;
-  recip: Record<string, never>;
-  tanh: Record<string, never>;
-  // elementwise binary
-  add: Record<string, never>;
-  sub: Record<string, never>;
-  mul: Record<string, never>;
-  div: Record<string, never>;
-  max: Record<string, never>;
-  min: Record<string, never>;
-  pow: Record<string, never>;
-  less: Record<string, never>;
-  equal: Record<string, never>;
+  // elementwise unary and binary: from UNARY_OPS and BINARY_OPS (AluOpParams)
   // elementwise ternary and conversion
   select: Record<string, never>;
   cast: { readonly to: DType };
@@ -90,6 +90,11 @@ export interface OpParams {
 
 export type WindowOp = 'max' | 'sum';
 export type Op = keyof OpParams;
+
+const UNARY_SET: ReadonlySet<string> = new Set(UNARY_OPS);
+const BINARY_SET: ReadonlySet<string> = new Set(BINARY_OPS);
+export const isUnaryOp = (op: string): op is UnaryOp => UNARY_SET.has(op);
+export const isBinaryOp = (op: string): op is BinaryOp => BINARY_SET.has(op);
 
 interface NodeOf<O extends Op> {
   readonly id: number;

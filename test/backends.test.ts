@@ -66,7 +66,7 @@ function opGraphs(): { name: string; f: Func; args: Arr[] }[] {
     const y = inp('y', [3, 5]);
     const pos = b.add(b.mul(x, x), b.scalarLike(0.5, x));
     const f = makeFunc('unary_binary', [x, y], [
-      b.neg(x), b.exp(x), b.log(pos), b.sqrt(pos), b.recip(pos), b.tanh(b.mul(x, b.scalarLike(20, x))),
+      b.neg(x), b.abs(x), b.exp(x), b.log(pos), b.sqrt(pos), b.recip(pos), b.tanh(b.mul(x, b.scalarLike(20, x))),
       b.add(x, y), b.sub(x, y), b.mul(x, y), b.div(x, pos), b.max(x, y), b.min(x, y), b.pow(pos, y),
       b.cast(b.less(x, y), 'f32'), b.cast(b.equal(b.cast(b.mul(x, b.scalarLike(2, x)), 'i32'), b.cast(y, 'i32')), 'f32'),
       b.select(b.less(x, y), x, y), b.cast(b.mul(x, b.scalarLike(7, x)), 'i32'),

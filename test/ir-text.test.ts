@@ -31,7 +31,7 @@ function elementwiseGraph(): Func {
   const x = inp('x', 'f32', [2, 3]);
   const y = inp('y', 'f32', [2, 3]);
   const n = inp('n', 'i32', [2, 3]);
-  const a = b.add(b.neg(x), b.exp(y));
+  const a = b.add(b.neg(b.abs(x)), b.exp(y));
   const c = b.sub(b.log(b.sqrt(b.mul(x, x))), b.recip(b.tanh(y)));
   const d = b.div(b.max(a, c), b.min(a, c));
   const e = b.pow(d, b.scalarLike(2, d));

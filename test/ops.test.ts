@@ -248,6 +248,18 @@ const ROWS: { readonly [O in RowOp]: Row<O> } = {
     types: [{ name: 'bool rejected', args: [ty('bool', [2])], params: NONE, want: /operand must be f32 or i32/ }],
     grad: unaryGrad('uniform'),
   },
+  abs: {
+    forward: [
+      { name: 'f32', args: [f32([5], [1.5, -2, 0, -0.25, 3])], params: NONE, want: f32([5], [1.5, 2, 0, 0.25, 3]) },
+      { name: 'i32 wraps at INT_MIN', args: [i32([3], [-2147483648, -5, 7])], params: NONE, want: i32([3], [-2147483648, 5, 7]) },
+    ],
+    types: [{ name: 'bool rejected', args: [ty('bool', [2])], params: NONE, want: /operand must be f32 or i32/ }],
+    // Away from the kink at 0 (DISTINCT_OFF keeps every value at least 0.02 from it).
+    grad: [
+      { name: 'f32[3,4], both signs', args: [g([3, 4], DISTINCT_OFF)], params: NONE },
+      { name: 'negative scalar', args: [{ dtype: 'f32', shape: [], gen: [-0.7] }], params: NONE },
+    ],
+  },
   exp: {
     forward: [
       {

@@ -477,8 +477,8 @@ describe.each(modes)('wasm codegen (relaxedSimd=%s)', (relaxed) => {
       return (await run(p, bufs)).slice(1);
     }
 
-    it('f32 unary: neg sqrt recip exact; exp log tanh within 1e-6', async () => {
-      const ops: UnOp[] = ['neg', 'sqrt', 'recip', 'exp', 'log', 'tanh'];
+    it('f32 unary: neg sqrt recip abs exact; exp log tanh within 1e-6', async () => {
+      const ops: UnOp[] = ['neg', 'sqrt', 'recip', 'exp', 'log', 'tanh', 'abs'];
       const out = await unary(ops, F, 'f32');
       const f = (fn: (v: number) => number) => Float32Array.from(F, (v) => Math.fround(fn(v)));
       expectExact(out[0], f((v) => -v), 'neg');
@@ -488,6 +488,7 @@ describe.each(modes)('wasm codegen (relaxedSimd=%s)', (relaxed) => {
       expectClose(out[3], Array.from(F, Math.exp), 1e-6, 1.5e-45, 'exp');
       expectClose(out[4], Array.from(F, Math.log), 1e-6, 0, 'log');
       expectClose(out[5], Array.from(F, Math.tanh), 1e-6, 0, 'tanh');
+      expectExact(out[6], f(Math.abs), 'abs');
     });
 
     it('exp, log and tanh over a dense sweep stay within 1e-6 relative', async () => {
@@ -512,9 +513,10 @@ describe.each(modes)('wasm codegen (relaxedSimd=%s)', (relaxed) => {
       }
     });
 
-    it('i32 neg and bool not', async () => {
-      const [neg] = await unary(['neg'], I, 'i32');
+    it('i32 neg and abs (wrapping at INT_MIN) and bool not', async () => {
+      const [neg, abs] = await unary(['neg', 'abs'], I, 'i32');
       expectExact(neg, Int32Array.from(I, (v) => -v | 0), 'ineg');
+      expectExact(abs, Int32Array.from(I, (v) => Math.abs(v) | 0), 'iabs');
       const b = Float32Array.from([0, 1, 1, 0, 0, 1, 1]);
       const [not] = await unary(['not'], b, 'bool');
       expectExact(not, Int32Array.from(b, (v) => (v ? 0 : 1)), 'not');

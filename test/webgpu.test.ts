@@ -141,13 +141,13 @@ async function check(f: Func, args: readonly Arr[], opts: { exact?: boolean } = 
 // ---------------------------------------------------------------- kernels against the kernel interpreter
 
 describe.runIf(device)('wgsl kernels match the kernel interpreter', () => {
-  it('unary ops (exp, log, sqrt, recip, tanh with large |x|, neg) and a fused chain with broadcasts', async () => {
+  it('unary ops (exp, log, sqrt, recip, tanh with large |x|, neg, abs) and a fused chain with broadcasts', async () => {
     const x = inp('x', [3, 50]);
     const e = inp('e', [3, 50]);
     const t = inp('t', [3, 50]);
     const bias = inp('bias', [50]);
     const chain = b.tanh(b.mul(b.add(x, b.broadcastTo(bias, x.shape)), b.scalarLike(2, x)));
-    const f = makeFunc('unary', [x, e, t, bias], [b.neg(x), b.exp(e), b.log(x), b.sqrt(x), b.recip(x), b.tanh(t), chain]);
+    const f = makeFunc('unary', [x, e, t, bias], [b.neg(x), b.abs(e), b.exp(e), b.log(x), b.sqrt(x), b.recip(x), b.tanh(t), chain]);
     const p = await check(f, [rnd(150, 1, 0.1, 3), rnd(150, 2, -20, 20), rnd(150, 3, -40, 40), rnd(50, 4)]);
     expect(p.kernels.filter((k) => k.ops.includes('tanh')).length).toBe(2);
   });
@@ -176,11 +176,11 @@ describe.runIf(device)('wgsl kernels match the kernel interpreter', () => {
     await check(f, [av, bv, cv, rnd(n, 7, 0.2, 3), rnd(n, 8, -3, 3), rnd(n, 9, -3, -0.5), iev]);
   });
 
-  it('i32 arithmetic wraps; i32 division by zero gives 0; max/min/less/equal on i32', async () => {
+  it('i32 arithmetic wraps; i32 division by zero gives 0; max/min/less/equal/abs on i32', async () => {
     const sh = [70];
     const a = inp('a', sh, 'i32');
     const c = inp('c', sh, 'i32');
-    const f = makeFunc('int', [a, c], [b.add(a, c), b.sub(a, c), b.mul(a, c), b.div(a, c), b.max(a, c), b.min(a, c), b.less(a, c), b.equal(a, c), b.neg(a), b.cast(a, 'f32')]);
+    const f = makeFunc('int', [a, c], [b.add(a, c), b.sub(a, c), b.mul(a, c), b.div(a, c), b.max(a, c), b.min(a, c), b.less(a, c), b.equal(a, c), b.neg(a), b.abs(a), b.cast(a, 'f32')]);
     const av = Int32Array.from({ length: 70 }, (_, i) => (i % 10 === 0 ? 2147483000 + i : (i * 7919) % 201 - 100));
     const cv = Int32Array.from({ length: 70 }, (_, i) => (i % 4 === 0 ? 0 : i % 10 === 0 ? 2147483000 : (i * 104729) % 23 - 11));
     await check(f, [av, cv]);

@@ -35,7 +35,7 @@
 import { RNG_KEY_MUL } from '../../ir/random.ts';
 import { numel, type DType, type Shape } from '../../ir/types.ts';
 import type { MemoryPlan } from '../kernel/plan.ts';
-import type { Expr, ElementwiseKernel, Kernel, MatmulKernel, PoolGradKernel, Program, ReduceKernel, View3 } from '../kernel/types.ts';
+import type { BinOp, Expr, ElementwiseKernel, Kernel, MatmulKernel, PoolGradKernel, Program, ReduceKernel, UnOp, View3 } from '../kernel/types.ts';
 
 export interface WgslLimits {
   /** Largest 1-D workgroup: min(maxComputeInvocationsPerWorkgroup, maxComputeWorkgroupSizeX). */
@@ -76,10 +76,6 @@ export function dispatch2d(count: number): [number, number, number] {
   const y = Math.ceil(count / MAX_DIM);
   if (y > MAX_DIM) throw new Error(`wgsl: ${count} workgroups exceed 65535 x 65535`);
   return [Math.ceil(count / y), y, 1];
-}
-
-function unreachable(x: never): never {
-  throw new Error(`wgsl: unexpected ${JSON.stringify(x)}`);
 }
 
 const wgslType = (dt: DType) => (dt === 'f32' ? 'f32' : dt === 'i32' ? 'i32' : 'bool');
@@ -204,8 +200,68 @@ interface Val {
   readonly lit: boolean;
 }
 
+/** What the ALU tables need from the expression emitter. */
+interface Emit {
+  /** Binds `text` (of dtype `dt`) to a `let`, or returns the name it already has. */
+  bind(text: string, dt: DType): Val;
+  /** Adds a helper function (and those it calls) to the shader. */
+  use(h: Helper): void;
+  /** The value `v` converted from dtype `from` to `to` (the kernel contract's conversions). */
+  convert(v: string, from: DType, to: DType): string;
+}
+
+type UnExpr = Extract<Expr, { k: 'un' }>;
+type BinExpr = Extract<Expr, { k: 'bin' }>;
+
+/**
+ * The WGSL of each unary op: `a` is the operand's text; the result is bound to a `let`. A mapped
+ * type over the kernel IR's `UnOp`, so an op added to the IR without an entry here is a type error.
+ */
+const UNARY: { readonly [O in UnOp]: (em: Emit, a: string, e: UnExpr) => Val } = {
+  neg: (em, a, e) => em.bind(`-(${a})`, e.dtype),
+  // abs of the most negative i32 is itself in WGSL, as in the reference.
+  abs: (em, a, e) => em.bind(`abs(${a})`, e.dtype),
+  exp: (em, a, e) => em.bind(`exp(${a})`, e.dtype),
+  log: (em, a, e) => em.bind(`log(${a})`, e.dtype),
+  sqrt: (em, a, e) => em.bind(`sqrt(${a})`, e.dtype),
+  recip: (em, a, e) => em.bind(`1.0f / ${a}`, e.dtype),
+  // Some drivers return NaN for tanh of large |x|; tanh(±15) is ±1 in f32 already.
+  tanh: (em, a, e) => em.bind(`tanh(clamp(${a}, -15.0f, 15.0f))`, e.dtype),
+  not: (em, a, e) => {
+    const adt = dtypeOf(e.a);
+    return em.bind(adt === 'bool' ? `!(${a})` : `(${a} == ${adt === 'i32' ? '0i' : '0.0f'})`, 'bool');
+  },
+};
+
+/** The WGSL of each binary op on operand texts `a` and `b` (see `UNARY`); comparisons give bool. */
+const BINARY: { readonly [O in BinOp]: (em: Emit, a: string, b: string, e: BinExpr) => Val } = {
+  add: (em, a, b, e) => em.bind(`${a} + ${b}`, e.dtype),
+  sub: (em, a, b, e) => em.bind(`${a} - ${b}`, e.dtype),
+  mul: (em, a, b, e) => em.bind(`${a} * ${b}`, e.dtype),
+  div: (em, a, b, e) => {
+    if (dtypeOf(e.a) === 'f32') return em.bind(`${a} / ${b}`, e.dtype);
+    // A literal divisor: no guard needed (and WGSL rejects a literal zero divisor).
+    if (e.b.k === 'const') return e.b.value === 0 ? { s: '0i', lit: true } : em.bind(`${a} / ${b}`, e.dtype);
+    return em.bind(`select(${a} / ${b}, 0i, ${b} == 0i)`, e.dtype);
+  },
+  mod: (em, a, b, e) => {
+    const zero = dtypeOf(e.a) === 'f32' ? '0.0f' : '0i';
+    if (e.b.k === 'const') return e.b.value === 0 ? { s: zero, lit: true } : em.bind(`${a} % ${b}`, e.dtype);
+    return em.bind(`select(${a} % ${b}, ${zero}, ${b} == ${zero})`, e.dtype);
+  },
+  max: (em, a, b, e) => em.bind(dtypeOf(e.a) === 'bool' ? `(${a} || ${b})` : `max(${a}, ${b})`, e.dtype),
+  min: (em, a, b, e) => em.bind(dtypeOf(e.a) === 'bool' ? `(${a} && ${b})` : `min(${a}, ${b})`, e.dtype),
+  pow: (em, a, b, e) => {
+    em.use('pow');
+    return em.bind(`dlc_pow(${a}, ${b})`, e.dtype);
+  },
+  less: (em, a, b, e) => em.bind(dtypeOf(e.a) === 'bool' ? `(!(${a}) && ${b})` : `${a} < ${b}`, 'bool'),
+  equal: (em, a, b) => em.bind(`${a} == ${b}`, 'bool'),
+  and: (em, a, b, e) => em.bind(`${em.convert(a, dtypeOf(e.a), 'bool')} && ${em.convert(b, dtypeOf(e.b), 'bool')}`, 'bool'),
+};
+
 /** Emits one expression tree as a chain of `let`s inside a function body. */
-class ExprEmitter {
+class ExprEmitter implements Emit {
   readonly lines: string[] = [];
   private readonly byNode = new Map<Expr, Val>();
   private readonly byText = new Map<string, Val>();
@@ -216,12 +272,12 @@ class ExprEmitter {
     private readonly indent = '  ',
   ) {}
 
-  private use(h: Helper): void {
+  use(h: Helper): void {
     this.helpers.add(h);
     for (const d of HELPER_DEPS[h]) this.use(d);
   }
 
-  private bind(text: string, dt: DType): Val {
+  bind(text: string, dt: DType): Val {
     const have = this.byText.get(text);
     if (have) return have;
     const v = { s: `v${this.n++}`, lit: false };
@@ -292,59 +348,11 @@ class ExprEmitter {
       }
       case 'un': {
         const [a] = this.operands([e.a]);
-        const adt = dtypeOf(e.a);
-        switch (e.op) {
-          case 'neg':
-            return this.bind(`-(${a})`, e.dtype);
-          case 'exp':
-          case 'log':
-          case 'sqrt':
-            return this.bind(`${e.op}(${a})`, e.dtype);
-          case 'recip':
-            return this.bind(`1.0f / ${a}`, e.dtype);
-          case 'tanh':
-            // Some drivers return NaN for tanh of large |x|; tanh(±15) is ±1 in f32 already.
-            return this.bind(`tanh(clamp(${a}, -15.0f, 15.0f))`, e.dtype);
-          case 'not':
-            return this.bind(adt === 'bool' ? `!(${a})` : `(${a} == ${adt === 'i32' ? '0i' : '0.0f'})`, 'bool');
-          default:
-            return unreachable(e);
-        }
+        return UNARY[e.op](this, a, e);
       }
       case 'bin': {
         const [a, b] = this.operands([e.a, e.b]);
-        const odt = dtypeOf(e.a);
-        const zero = odt === 'f32' ? '0.0f' : '0i';
-        switch (e.op) {
-          case 'add':
-            return this.bind(`${a} + ${b}`, e.dtype);
-          case 'sub':
-            return this.bind(`${a} - ${b}`, e.dtype);
-          case 'mul':
-            return this.bind(`${a} * ${b}`, e.dtype);
-          case 'div':
-          case 'mod':
-            if (odt !== 'f32' || e.op === 'mod') {
-              // A literal divisor: no guard needed (and WGSL rejects a literal zero divisor).
-              if (e.b.k === 'const') return e.b.value === 0 ? { s: zero, lit: true } : this.bind(`${a} ${e.op === 'div' ? '/' : '%'} ${b}`, e.dtype);
-            }
-            if (e.op === 'mod') return this.bind(`select(${a} % ${b}, ${zero}, ${b} == ${zero})`, e.dtype);
-            return this.bind(odt === 'f32' ? `${a} / ${b}` : `select(${a} / ${b}, 0i, ${b} == 0i)`, e.dtype);
-          case 'max':
-          case 'min':
-            return this.bind(odt === 'bool' ? `${e.op === 'max' ? '(' + a + ' || ' + b + ')' : '(' + a + ' && ' + b + ')'}` : `${e.op}(${a}, ${b})`, e.dtype);
-          case 'pow':
-            this.use('pow');
-            return this.bind(`dlc_pow(${a}, ${b})`, e.dtype);
-          case 'less':
-            return this.bind(odt === 'bool' ? `(!(${a}) && ${b})` : `${a} < ${b}`, 'bool');
-          case 'equal':
-            return this.bind(`${a} == ${b}`, 'bool');
-          case 'and':
-            return this.bind(`${this.convert(a, odt, 'bool')} && ${this.convert(b, dtypeOf(e.b), 'bool')}`, 'bool');
-          default:
-            return unreachable(e);
-        }
+        return BINARY[e.op](this, a, b, e);
       }
       case 'select': {
         const [c, a, b] = this.operands([e.c, e.a, e.b]);

@@ -16,15 +16,46 @@
  * both sides of a select and must never read outside a buffer.
  */
 import { funcNodes, useCounts } from '../../ir/graph.ts';
-import type { DType, Func, Node, Shape } from '../../ir/types.ts';
-import { numel, shapeEq, stridesOf } from '../../ir/types.ts';
+import type { BinaryOp, DType, Func, Node, NodeWith, Op, Shape, UnaryOp } from '../../ir/types.ts';
+import { BINARY_OPS, isBinaryOp, isUnaryOp, numel, shapeEq, stridesOf, UNARY_OPS } from '../../ir/types.ts';
 import type { IndexSpace } from './expr.ts';
 import * as E from './expr.ts';
-import type { BinOp, BufferInfo, Expr, Kernel, Program, UnOp, View3 } from './types.ts';
+import type { BufferInfo, Expr, Kernel, Program } from './types.ts';
 
-const REDUCTIONS = new Set(['reduce_sum', 'reduce_max', 'dot', 'conv', 'reduce_window', 'reduce_window_grad']);
-const ELEMENTWISE = new Set(['neg', 'exp', 'log', 'sqrt', 'recip', 'tanh', 'add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'less', 'equal', 'select', 'cast']);
-const MOVEMENT = new Set(['reshape', 'transpose', 'broadcast', 'slice', 'pad', 'concat', 'reverse']);
+/**
+ * How fusion treats each op. A mapped type over every op, so a new op is a type error here until it
+ * is classified; unary and binary ops are classified by their lists in ir/types.ts.
+ */
+type OpClass = 'leaf' | 'elementwise' | 'movement' | 'reduction';
+const each = <K extends string, C extends OpClass>(ops: readonly K[], c: C) => Object.fromEntries(ops.map((o) => [o, c])) as Record<K, C>;
+const OP_CLASS: { readonly [O in Op]: OpClass } = {
+  input: 'leaf',
+  constant: 'leaf',
+  iota: 'leaf',
+  random_uniform: 'leaf',
+  ...each(UNARY_OPS, 'elementwise'),
+  ...each(BINARY_OPS, 'elementwise'),
+  select: 'elementwise',
+  cast: 'elementwise',
+  reduce_sum: 'reduction',
+  reduce_max: 'reduction',
+  reshape: 'movement',
+  transpose: 'movement',
+  broadcast: 'movement',
+  slice: 'movement',
+  pad: 'movement',
+  concat: 'movement',
+  reverse: 'movement',
+  dot: 'reduction',
+  conv: 'reduction',
+  reduce_window: 'reduction',
+  reduce_window_grad: 'reduction',
+};
+const isReduction = (n: Node) => OP_CLASS[n.op] === 'reduction';
+
+/** Unary and binary nodes become `un`/`bin` expressions with the same op: the kernel IR's ALU ops include them. */
+const isUnary = (n: Node): n is NodeWith<UnaryOp> => isUnaryOp(n.op);
+const isBinary = (n: Node): n is NodeWith<BinaryOp> => isBinaryOp(n.op);
 
 type ConvParams = (Node & { op: 'conv' })['params'];
 
@@ -89,7 +120,7 @@ class Fuser {
 
   private cheap(n: Node): boolean {
     if (n.op === 'constant' || n.op === 'iota') return true;
-    if (MOVEMENT.has(n.op) && n.op !== 'concat' && n.op !== 'pad') return n.inputs.every((i) => this.materialized.has(i.id) || this.cheap(i));
+    if (OP_CLASS[n.op] === 'movement' && n.op !== 'concat' && n.op !== 'pad') return n.inputs.every((i) => this.materialized.has(i.id) || this.cheap(i));
     return false;
   }
 
@@ -100,12 +131,12 @@ class Fuser {
     // Pass 1 (topological): multi-use values and every reduction, tentatively.
     for (const n of this.order) {
       if (n.op === 'input') continue;
-      if (REDUCTIONS.has(n.op)) M.add(n.id);
+      if (isReduction(n)) M.add(n.id);
       else if ((this.uses.get(n.id) ?? 0) > 1 && !this.cheap(n)) M.add(n.id);
     }
     // Pass 2: fuse each reduction into the end of its single-use elementwise chain.
     for (const r of this.order) {
-      if (!REDUCTIONS.has(r.op) || r.op === 'reduce_window_grad' || this.owned.has(r.id) || kernelGradPattern(r)) continue;
+      if (!isReduction(r) || r.op === 'reduce_window_grad' || this.owned.has(r.id) || kernelGradPattern(r)) continue;
       let root: Node = r;
       for (;;) {
         if (root !== r && M.has(root.id)) break;
@@ -113,7 +144,7 @@ class Fuser {
         const us: Node[] = this.users.get(root.id) ?? [];
         if ((this.uses.get(root.id) ?? 0) !== 1 || us.length !== 1) break;
         const u: Node = us[0];
-        if (!ELEMENTWISE.has(u.op) || !shapeEq(u.shape, r.shape)) break;
+        if (OP_CLASS[u.op] !== 'elementwise' || !shapeEq(u.shape, r.shape)) break;
         root = u;
       }
       if (root === r || this.owned.has(root.id)) continue;
@@ -121,7 +152,7 @@ class Fuser {
       M.add(root.id);
       this.owned.set(root.id, r);
     }
-    for (const n of this.order) if (M.has(n.id) && REDUCTIONS.has(n.op) && !this.owned.has(n.id)) this.owned.set(n.id, n);
+    for (const n of this.order) if (M.has(n.id) && isReduction(n) && !this.owned.has(n.id)) this.owned.set(n.id, n);
     // Pass 3: operands that must be buffers.
     for (const n of this.order) {
       if (n.op === 'dot') for (const x of n.inputs) if (!this.viewOf(x)) M.add(x.id);
@@ -450,6 +481,17 @@ class KernelCtx {
     if (n === this.reduction) return { k: 'acc' };
     const sub = (x: Node, i: readonly Expr[]) => this.at(x, i, sp);
     const rec = (op: string) => this.ops.push(op);
+    if (isUnary(n)) {
+      const a = sub(n.inputs[0], ix);
+      rec(n.op);
+      return E.un(n.op, a, n.dtype);
+    }
+    if (isBinary(n)) {
+      const a = sub(n.inputs[0], ix);
+      const b = sub(n.inputs[1], ix);
+      rec(n.op);
+      return E.bin(n.op, a, b, n.dtype);
+    }
     switch (n.op) {
       case 'input':
         return this.load(n, E.linear(ix, n.shape));
@@ -460,30 +502,6 @@ class KernelCtx {
       case 'random_uniform':
         rec('random');
         return { k: 'rand', seed: n.params.seed, key: sub(n.inputs[0], []), index: E.linear(ix, n.shape), dtype: 'f32' };
-      case 'neg':
-      case 'exp':
-      case 'log':
-      case 'sqrt':
-      case 'recip':
-      case 'tanh': {
-        const a = sub(n.inputs[0], ix);
-        rec(n.op);
-        return E.un(n.op as UnOp, a, n.dtype);
-      }
-      case 'add':
-      case 'sub':
-      case 'mul':
-      case 'div':
-      case 'max':
-      case 'min':
-      case 'pow':
-      case 'less':
-      case 'equal': {
-        const a = sub(n.inputs[0], ix);
-        const b = sub(n.inputs[1], ix);
-        rec(n.op);
-        return E.bin(n.op as BinOp, a, b, n.dtype);
-      }
       case 'select': {
         const [c, a, b] = n.inputs.map((x) => sub(x, ix));
         rec('select');

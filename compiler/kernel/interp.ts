@@ -5,7 +5,34 @@
  */
 import { uniformAt } from '../../ir/random.ts';
 import { numel } from '../../ir/types.ts';
-import type { Expr, Kernel, Program } from './types.ts';
+import type { BinOp, Expr, Kernel, Program, UnOp } from './types.ts';
+
+/** Each unary ALU op on an f64 value; `int` when the result is i32 (which wraps). */
+const UNARY: { readonly [O in UnOp]: (a: number, int: boolean) => number } = {
+  neg: (a, int) => (int ? -a | 0 : -a),
+  abs: (a, int) => (int ? Math.abs(a) | 0 : Math.abs(a)),
+  exp: (a) => Math.exp(a),
+  log: (a) => Math.log(a),
+  sqrt: (a) => Math.sqrt(a),
+  recip: (a) => 1 / a,
+  tanh: (a) => Math.tanh(a),
+  not: (a) => (a ? 0 : 1),
+};
+
+/** Each binary ALU op on f64 values; `int` when the result is i32 (which wraps; division by zero gives 0). */
+const BINARY: { readonly [O in BinOp]: (a: number, b: number, int: boolean) => number } = {
+  add: (a, b, int) => (int ? (a + b) | 0 : a + b),
+  sub: (a, b, int) => (int ? (a - b) | 0 : a - b),
+  mul: (a, b, int) => (int ? Math.imul(a, b) : a * b),
+  div: (a, b, int) => (int ? (b === 0 ? 0 : Math.trunc(a / b) | 0) : a / b),
+  mod: (a, b, int) => (int ? (b === 0 ? 0 : a % b | 0) : a % b),
+  max: (a, b) => Math.max(a, b),
+  min: (a, b) => Math.min(a, b),
+  pow: (a, b) => Math.pow(a, b),
+  less: (a, b) => (a < b ? 1 : 0),
+  equal: (a, b) => (a === b ? 1 : 0),
+  and: (a, b) => (a && b ? 1 : 0),
+};
 
 type Env = { g: number[]; r: number[]; acc: number; ins: Float64Array[] };
 
@@ -25,58 +52,10 @@ function ev(e: Expr, env: Env): number {
       if (!(i >= 0 && i < buf.length)) throw new Error(`kernel interp: load out of bounds: ${i} of ${buf.length}`);
       return buf[i];
     }
-    case 'un': {
-      const a = ev(e.a, env);
-      switch (e.op) {
-        case 'neg':
-          return e.dtype === 'i32' ? -a | 0 : -a;
-        case 'exp':
-          return Math.exp(a);
-        case 'log':
-          return Math.log(a);
-        case 'sqrt':
-          return Math.sqrt(a);
-        case 'recip':
-          return 1 / a;
-        case 'tanh':
-          return Math.tanh(a);
-        case 'not':
-          return a ? 0 : 1;
-        default:
-          throw new Error('kernel interp: unknown op');
-      }
-    }
-    case 'bin': {
-      const a = ev(e.a, env);
-      const b = ev(e.b, env);
-      const int = e.dtype === 'i32';
-      switch (e.op) {
-        case 'add':
-          return int ? (a + b) | 0 : a + b;
-        case 'sub':
-          return int ? (a - b) | 0 : a - b;
-        case 'mul':
-          return int ? Math.imul(a, b) : a * b;
-        case 'div':
-          return int ? (b === 0 ? 0 : Math.trunc(a / b) | 0) : a / b;
-        case 'mod':
-          return int ? (b === 0 ? 0 : a % b | 0) : a % b;
-        case 'max':
-          return Math.max(a, b);
-        case 'min':
-          return Math.min(a, b);
-        case 'pow':
-          return Math.pow(a, b);
-        case 'less':
-          return a < b ? 1 : 0;
-        case 'equal':
-          return a === b ? 1 : 0;
-        case 'and':
-          return a && b ? 1 : 0;
-        default:
-          throw new Error('kernel interp: unknown op');
-      }
-    }
+    case 'un':
+      return UNARY[e.op](ev(e.a, env), e.dtype === 'i32');
+    case 'bin':
+      return BINARY[e.op](ev(e.a, env), ev(e.b, env), e.dtype === 'i32');
     case 'select':
       return ev(e.c, env) ? ev(e.a, env) : ev(e.b, env);
     case 'cast': {

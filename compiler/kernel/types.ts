@@ -15,10 +15,17 @@
  * Expressions are immutable trees; index arithmetic is i32 with non-negative operands, so integer
  * division and remainder agree with floor semantics.
  */
-import type { DType, Padding2, Shape, WindowOp } from '../../ir/types.ts';
+import type { BinaryOp, DType, Padding2, Shape, UnaryOp, WindowOp } from '../../ir/types.ts';
 
-export type UnOp = 'neg' | 'exp' | 'log' | 'sqrt' | 'recip' | 'tanh' | 'not';
-export type BinOp = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' | 'pow' | 'less' | 'equal' | 'mod' | 'and';
+/**
+ * ALU ops of the kernel IR: the graph IR's unary and binary ops (`UNARY_OPS`, `BINARY_OPS` in
+ * ir/types.ts), which fusion passes through unchanged, plus the ones only fusion makes, for
+ * predicates (`not`, `and`) and index arithmetic (`mod`). The kernel interpreter and both code
+ * generators key their ALU tables by these types (`{ [O in UnOp]: ... }`), so a new op is a type
+ * error naming it in each until it has an entry there.
+ */
+export type UnOp = UnaryOp | 'not';
+export type BinOp = BinaryOp | 'mod' | 'and';
 
 export type Expr =
   | { readonly k: 'const'; readonly dtype: DType; readonly value: number }

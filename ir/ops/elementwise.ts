@@ -8,13 +8,10 @@
 import * as b from '../builders.ts';
 import type { OpDef } from '../opdef.ts';
 import { expectDType, fail } from '../opdef.ts';
-import type { DType, Node, OpParams, TensorType } from '../types.ts';
+import type { BinaryOp, DType, Node, OpParams, TensorType, UnaryOp } from '../types.ts';
 import { fmtType, numel, shapeEq } from '../types.ts';
 
-type Unary = 'neg' | 'exp' | 'log' | 'sqrt' | 'recip' | 'tanh';
-type Binary = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' | 'pow' | 'less' | 'equal';
-
-function unary<O extends Unary>(
+function unary<O extends UnaryOp>(
   dtypes: readonly DType[],
   f: (x: number) => number,
   vjp: (ct: Node, x: Node, y: Node) => Node,
@@ -38,7 +35,7 @@ function binaryType(a: TensorType, c: TensorType, dtypes: readonly DType[]): voi
   expectDType(a, dtypes, 'operands');
 }
 
-function binary<O extends Binary>(
+function binary<O extends BinaryOp>(
   dtypes: readonly DType[],
   result: 'same' | 'bool',
   f: (x: number, y: number, int: boolean) => number,
@@ -62,8 +59,10 @@ const F: readonly DType[] = ['f32'];
 const ANY: readonly DType[] = ['f32', 'i32', 'bool'];
 const nograd = () => [null, null] as const;
 
-export const elementwiseOps: { readonly [O in Unary | Binary | 'select' | 'cast']: OpDef<O> } = {
+export const elementwiseOps: { readonly [O in UnaryOp | BinaryOp | 'select' | 'cast']: OpDef<O> } = {
   neg: unary(NUM, (x) => -x, (ct) => b.neg(ct)),
+  // The gradient at 0 is the cotangent itself (sign taken as +1 there, as JAX does).
+  abs: unary(NUM, Math.abs, (ct, x) => b.select(b.less(x, b.scalarLike(0, x)), b.neg(ct), ct)),
   exp: unary(F, Math.exp, (ct, _x, y) => b.mul(ct, y)),
   log: unary(F, Math.log, (ct, x) => b.div(ct, x)),
   sqrt: unary(F, Math.sqrt, (ct, _x, y) => b.div(ct, b.mul(b.scalarLike(2, y), y))),

@@ -1,0 +1,86 @@
+/**
+ * @file What every part of the Wasm code generator shares: binaryen type aliases, the options, a
+ * function under construction (`Fn`: locals, labels, counted loops) and `KernelEnv`, the module
+ * builder as the kernel emitters (elementwise.ts, reduce.ts, matmul.ts, pool-grad.ts) see it.
+ */
+import binaryen from 'binaryen';
+import type { DType } from '../../../ir/types.ts';
+import type { Kernel } from '../../kernel/types.ts';
+import type { Alu } from './alu.ts';
+import type { Scratch } from './matmul.ts';
+import type { Ctx } from './unit.ts';
+
+export interface WasmOptions {
+  /** Use f32x4.relaxed_madd in the matmul micro-kernel (needs engine support; see runtime/wasm.ts). */
+  readonly relaxedSimd: boolean;
+}
+
+export type Ref = binaryen.ExpressionRef;
+export type Ty = binaryen.Type;
+export type Mod = binaryen.Module;
+
+export const I32 = binaryen.i32;
+export const I64 = binaryen.i64;
+export const F32 = binaryen.f32;
+export const F64 = binaryen.f64;
+export const V128 = binaryen.v128;
+export const NONE = binaryen.none;
+
+export const scalarTy = (dt: DType): Ty => (dt === 'f32' ? F32 : I32);
+
+export function v128Bytes(lanes: ArrayLike<number>, dt: DType): number[] {
+  const buf = new ArrayBuffer(16);
+  if (dt === 'f32') new Float32Array(buf).set(lanes);
+  else new Int32Array(buf).set(lanes);
+  return Array.from(new Uint8Array(buf));
+}
+
+/** Locals and labels of one function under construction (functions here take no parameters). */
+export class Fn {
+  readonly vars: Ty[] = [];
+  private nLabels = 0;
+  constructor(readonly m: Mod) {}
+  local(t: Ty): number {
+    return this.vars.push(t) - 1;
+  }
+  get(i: number): Ref {
+    return this.m.local.get(i, this.vars[i]);
+  }
+  set(i: number, v: Ref): Ref {
+    return this.m.local.set(i, v);
+  }
+  /** local[i] += c (i32). */
+  bump(i: number, c: number): Ref {
+    return this.set(i, this.m.i32.add(this.get(i), this.m.i32.const(c)));
+  }
+  /** for (counter = from; counter < to; counter += step) body, as a do-while: callers guarantee from < to. */
+  loop(counter: number, from: number | Ref, to: number, step: number, body: readonly Ref[]): Ref {
+    const m = this.m;
+    const l = `L${this.nLabels++}`;
+    const init = typeof from === 'number' ? m.i32.const(from) : from;
+    return m.block(null, [
+      this.set(counter, init),
+      m.loop(l, m.block(null, [...body, this.bump(counter, step), m.br(l, m.i32.lt_s(this.get(counter), m.i32.const(to)))])),
+    ]);
+  }
+}
+
+/** Loop nest over `extents` with `counters`; `pre(l)` runs at the top of level l (l = 0: before all loops). */
+export function nest(fn: Fn, extents: readonly number[], counters: readonly number[], pre: (l: number) => Ref[], inner: Ref[]): Ref[] {
+  let body = inner;
+  for (let a = extents.length - 1; a >= 0; a--) body = [...pre(a), fn.loop(counters[a], 0, extents[a], 1, body)];
+  return body;
+}
+
+/** The module under construction, as one kernel's emitter sees it. */
+export interface KernelEnv {
+  readonly m: Mod;
+  readonly alu: Alu;
+  readonly opts: WasmOptions;
+  /** Matmul scratch after the plan's arena (see matmul.ts). */
+  readonly scratch: Scratch;
+  /** Byte address of buffer `b` in the memory plan. */
+  addr(b: number): number;
+  /** What a unit of kernel `k` reads: its inputs, grid index `idx`, and the parts in `extra` (others throw). */
+  ctxFor(k: Kernel, idx: (a: number) => Ref, extra?: Partial<Ctx>): Ctx;
+}
