@@ -50,7 +50,27 @@ export async function loadModel(file: string): Promise<Model> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  return pickModel(mod, file);
+  const model = pickModel(mod, file);
+  feeds.set(model, pickTarget(mod, file));
+  return model;
+}
+
+/**
+ * What a model file trains against: `'labels'` (the digit classes, the default) or `'input'` (the
+ * digits themselves, for autoencoders), declared by the file as `export const target = 'input'`.
+ */
+export type Target = 'labels' | 'input';
+const feeds = new WeakMap<Model, Target>();
+
+/** The training target the model's file declared (`labels` unless it exported `target = 'input'`). */
+export function targetOf(model: Model): Target {
+  return feeds.get(model) ?? 'labels';
+}
+
+function pickTarget(mod: Record<string, unknown>, shown: string): Target {
+  const t = mod.target;
+  if (t === undefined || t === 'labels' || t === 'input') return t ?? 'labels';
+  throw new DlcError(`${shown}: export 'target' must be 'labels' (train against the digit classes) or 'input' (reconstruct the digits, e.g. an autoencoder), got ${JSON.stringify(t)}`);
 }
 
 async function bundle(abs: string, shown: string): Promise<string> {

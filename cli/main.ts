@@ -34,6 +34,7 @@ import {
 } from '../compiler/index.ts';
 import { CliError, loadModel } from './load.ts';
 import { readNpy, writeNpy } from './npy.ts';
+import { pairGrid } from './png.ts';
 import { argmax, checkWritable, isArtifactPath, openSource, readFlagFile, writeFileAtomic } from './sources.ts';
 import { numel } from '../ir/types.ts';
 
@@ -109,6 +110,11 @@ function checkValue(spec: FlagSpec, value: string): string {
     throw new CliError(`--${spec.name}: expected an integer >= ${spec.min}, got '${value}'`, 2);
   }
   return value;
+}
+
+/** --test-samples, default 2000. */
+function nTestOf(p: Parsed): number {
+  return intFlag(p, 'test-samples', 2000);
 }
 
 function intFlag(p: Parsed, name: string, dflt: number): number {
@@ -378,19 +384,25 @@ const COMMANDS: readonly Command[] = [
       { name: 'seed', metavar: 'N', min: 0, help: 'seed of the per-epoch shuffle (default: 0)' },
       { name: 'weights', metavar: 'FILE', help: 'start from these weights (.safetensors, matched by tensor name)' },
       { name: 'save', metavar: 'FILE', help: 'write the trained weights to FILE (.safetensors)' },
+      { name: 'png', metavar: 'FILE', help: "models whose target is their input: write test digits beside the model's outputs as a PNG" },
       DEBUG_FLAG,
       TRACE_FLAG,
     ],
     notes: () => [
       `Default backend: ${getDefaultBackend()}; available here: ${availableBackends().join(', ')}.`,
       'The interp backend is the exact f64 reference and slow; try --train-samples 1000 for a quick look.',
+      "A model file that exports `target = 'input'` trains to reproduce its input (an autoencoder) and reports the test loss.",
       ...DEBUG_NOTES,
     ],
     async run(file, p) {
       const level = debugLevel(p);
       const backend = await pickBackend(p);
       const save = strFlag(p, 'save');
+      const png = strFlag(p, 'png');
+      if (png) checkWritable('png', png);
       const src = await openSource(file, backend, strFlag(p, 'weights'));
+      if (png && src.target !== 'input') throw new CliError(`--png: ${file} trains against labels; the picture is for models whose target is their input (export const target = 'input')`, 2);
+      if (png && nTestOf(p) === 0) throw new CliError('--png needs test digits; --test-samples is 0', 2);
       if (level > 0 && level < 5 && src.model) {
         // The backends compile inside fit(); compiling the train step once more here reports what they build.
         const c = compileStep(src.model, 'train', intFlag(p, 'batch-size', 32));
@@ -399,7 +411,7 @@ const COMMANDS: readonly Command[] = [
           wasm ? [['train_step.wasm (text)', await stepWat(c, detectRelaxedSimd())]] : stepWgsl(c).map((k): [string, string] => [`train_step WGSL ${k.name}`, k.code]),
         );
       }
-      const nTest = intFlag(p, 'test-samples', 2000);
+      const nTest = nTestOf(p);
       const data = loadMnist(intFlag(p, 'train-samples', 8000), nTest);
       const test = nTest > 0 ? { x: data.test.x.data as Float32Array, y: data.test.y.data as Int32Array } : undefined;
       const bs = p.flags.get('batch-size');
@@ -416,6 +428,13 @@ const COMMANDS: readonly Command[] = [
       if (save) {
         writeFileAtomic(save, await src.saveWeights());
         process.stderr.write(`saved the weights to ${save}\n`);
+      }
+      if (png && test) {
+        const [h, w] = src.inputShape;
+        const n = Math.min(32, nTest);
+        const originals = test.x.subarray(0, n * numel(src.inputShape));
+        writeFileAtomic(png, pairGrid(originals, await src.predict(originals), n, { height: h, width: w }));
+        process.stderr.write(`wrote ${n} test digits beside their reconstructions to ${png}\n`);
       }
     },
   },

@@ -13,18 +13,21 @@
  */
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { ArtifactModel, BackendName, Model, SequentialModel as SequentialModelType } from '../compiler/index.ts';
-import { DlcError, getDefaultBackend, loadArtifact, permutation, SequentialModel, tensor } from '../compiler/index.ts';
+import type { ArtifactModel, BackendName, LayersModel } from '../compiler/index.ts';
+import { DlcError, getDefaultBackend, loadArtifact, Model, permutation, tensor } from '../compiler/index.ts';
 import { numel } from '../ir/types.ts';
 import { ProgressBar } from '../compiler/progress.ts';
-import { CliError, loadModel } from './load.ts';
+import type { Target } from './load.ts';
+import { CliError, loadModel, targetOf } from './load.ts';
 
 /** A model file or an artifact, as the CLI's train/eval/predict see it. */
 export interface Source {
   readonly kind: 'model' | 'artifact';
   /** The loaded model, for a model file (the CLI's compiler diagnostics compile it again). */
-  readonly model?: Model;
+  readonly model?: LayersModel;
   readonly name: string;
+  /** What training compares the output with: the labels, or the input itself (autoencoders). */
+  readonly target: Target;
   readonly inputShape: readonly number[];
   readonly outputShape: readonly number[];
   /** Outputs for n samples (x holds n * numel(inputShape) values). */
@@ -110,16 +113,26 @@ const fmtLogs = (logs: Record<string, number>, prefix = '') => Object.entries(lo
 // ---- model files ----
 
 export async function modelSource(file: string, backend: BackendName | undefined, weights: string | undefined): Promise<Source> {
-  const model: Model = await loadModel(file);
-  if (!(model instanceof SequentialModel)) throw new DlcError(`${file}: the model has no fit()/evaluate(); build it with Sequential([...])`);
-  const m: SequentialModelType = model;
+  const model = await loadModel(file);
+  if (!(model instanceof Model)) throw new DlcError(`${file}: the model has no fit()/evaluate(); build it with Model({inputs, outputs}) or Sequential([...])`);
+  const m: LayersModel = model;
+  if (m.inputs.length !== 1 || m.outputs.length !== 1) {
+    throw new DlcError(`${file}: dlc train/eval/predict feed MNIST digits to a model of one input and one output; '${m.name}' has ${m.inputs.length} inputs and ${m.outputs.length} outputs (train it from a program with fit)`);
+  }
   if (weights) m.loadWeights(readFlagFile('weights', weights), weights);
   const be = backend ?? getDefaultBackend();
   const classes = numel(m.outputShape);
+  const target = targetOf(m);
+  if (target === 'input' && m.outputShape.join() !== m.inputShape.join()) {
+    throw new DlcError(`${file}: target 'input' needs an output shaped like the input, [${m.inputShape.join(', ')}]; the model outputs [${m.outputShape.join(', ')}]`);
+  }
+  /** What the loss compares the output with: the digits themselves, or their labels. */
+  const targets = (x: Float32Array, labels: Int32Array, n: number) => (target === 'input' ? tensor(x, [n, ...m.inputShape], 'f32') : tensor(labels, [n], 'i32'));
   return {
     kind: 'model',
     model: m,
     name: m.name,
+    target,
     inputShape: m.inputShape,
     outputShape: m.outputShape,
     async predict(x) {
@@ -130,16 +143,23 @@ export async function modelSource(file: string, backend: BackendName | undefined
       const n = labels.length;
       const xt = tensor(x, [n, ...m.inputShape], 'f32');
       // A compiled model reports its own loss and metrics; an uncompiled one only what predict gives.
-      if (m.compiled) return m.evaluate(xt, tensor(labels, [n], 'i32'), { backend: be });
-      return scoreOutputs((await m.predict(xt, { backend: be })).data as Float32Array, labels, classes);
+      if (m.compiled) return m.evaluate(xt, targets(x, labels, n), { backend: be });
+      const out = (await m.predict(xt, { backend: be })).data as Float32Array;
+      if (target === 'input') {
+        // No compiled loss: report the reconstruction's mean squared error.
+        let se = 0;
+        for (let i = 0; i < out.length; i++) se += (out[i] - x[i]) ** 2;
+        return { mse: se / out.length };
+      }
+      return scoreOutputs(out, labels, classes);
     },
     async fit(x, labels, a) {
       const n = labels.length;
       const nt = a.test?.y.length ?? 0;
-      const h = await m.fit(tensor(x, [n, ...m.inputShape], 'f32'), tensor(labels, [n], 'i32'), {
+      const h = await m.fit(tensor(x, [n, ...m.inputShape], 'f32'), targets(x, labels, n), {
         epochs: a.epochs,
         batchSize: a.batchSize ?? 32,
-        validationData: a.test ? [tensor(a.test.x, [nt, ...m.inputShape], 'f32'), tensor(a.test.y, [nt], 'i32')] : undefined,
+        validationData: a.test ? [tensor(a.test.x, [nt, ...m.inputShape], 'f32'), targets(a.test.x, a.test.y, nt)] : undefined,
         verbose: 1,
         backend: be,
         seed: a.seed,
@@ -165,6 +185,7 @@ export async function artifactSource(dir: string, backend: BackendName | undefin
   const src: Source = {
     kind: 'artifact',
     name: man.model.name,
+    target: 'labels',
     inputShape: man.model.inputShape,
     outputShape: man.model.outputShape,
     predict: (x) => m.predict(x),

@@ -185,3 +185,39 @@ describe('dlc train/eval/predict', () => {
     expect(existsSync(path.join(tmp, 'nope.safetensors'))).toBe(false);
   });
 });
+
+describe('dlc train on functional models', () => {
+  it("an autoencoder file (target = 'input') trains on its own input, reports the test loss and writes the PNG grid", async () => {
+    const png = path.join(tmp, 'recon.png');
+    const r = await ok(['train', 'examples/mnist-autoencoder.ts', '--train-samples', '96', '--test-samples', '32', '--png', png]);
+    const m = /epoch 1: .* - loss: ([\d.]+) - val_loss: ([\d.]+)/.exec(r.stdout);
+    expect(m, r.stdout).not.toBeNull();
+    // Binary cross-entropy of a reconstruction starts near ln 2 (sigmoid outputs near 0.5) and falls.
+    expect(Number(m![2])).toBeLessThan(0.7);
+    expect(r.stdout).toMatch(/^test loss: [\d.]+ \(32 test samples\)$/m);
+    expect(r.stdout).not.toMatch(/accuracy/);
+    const bytes = readFileSync(png);
+    expect([...bytes.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    expect(r.stderr).toMatch(/wrote 32 test digits beside their reconstructions/);
+  }, 180_000);
+
+  it('the ResNet example (BatchNormalization, Add, GlobalAveragePooling2D) trains from the command line', async () => {
+    const r = await ok(['train', 'examples/mnist-resnet.ts', '--train-samples', '64', '--test-samples', '32']);
+    expect(report(r.stdout).accuracy).toBeGreaterThanOrEqual(0);
+    expect(r.stdout).toMatch(/val_accuracy/);
+  }, 180_000);
+
+  it.each([
+    ['--png on a model trained against labels', () => ['train', example, '--png', path.join(tmp, 'x.png')], 2, /--png: .* trains against labels/],
+    ['a bad target export', () => {
+      const f = path.join(tmp, 'bad-target.ts');
+      writeFileSync(f, "import { Dense, Sequential } from 'dlc';\nexport const target = 'labelz';\nexport default Sequential([Dense(2, { inputShape: [4] })]);\n");
+      return ['summary', f];
+    }, 1, /export 'target' must be 'labels' .* or 'input' .*, got "labelz"/],
+  ])('%s: one-line error with its exit code', async (_what, args, code, msg) => {
+    const r = await dlc(args());
+    expect(r.code).toBe(code);
+    expect(r.stderr).toMatch(/^error: [^\n]+\n$/);
+    expect(r.stderr).toMatch(msg);
+  });
+});
