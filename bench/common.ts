@@ -27,8 +27,10 @@ export const LOSS_SAMPLES = 256;
 export const PROBE_SAMPLES = 8;
 export const LEARNING_RATE = 1e-3;
 
-export type Mode = 'train b32' | 'infer b32' | 'infer b1';
+/** 'resnet train b32' is the train step of examples/mnist-resnet.ts (bench/model-spec.ts), same protocol. */
+export type Mode = 'train b32' | 'infer b32' | 'infer b1' | 'resnet train b32';
 export const MODES: readonly Mode[] = ['train b32', 'infer b32', 'infer b1'];
+export const isTrainMode = (m: Mode): boolean => m === 'train b32' || m === 'resnet train b32';
 
 // ------------------------------------------------------------------------------------ the model
 
@@ -207,17 +209,41 @@ export interface SystemResult {
   readonly initProbe?: number[];
   /** Wall time of each warm-up train step; the first includes compilation. */
   readonly trainWarmupMs?: number[];
+  /** The loss each train step reported (warm-up steps included), where the system returns it. */
+  readonly stepLosses?: number[];
   readonly setupMs?: number;
+  /** Compile statistics (the dlc-compile child only). */
+  readonly compile?: CompileStat[];
+}
+
+/** One model's train-step compilation in dlc (`compileStep`), for the compile table. */
+export interface CompileStat {
+  readonly model: string;
+  readonly kernels: number;
+  /** compileStep wall time: the first in its process (cold JIT), and the best of the repeats. */
+  readonly coldMs: number;
+  readonly warmMs: number;
+  /** Per pass of the warm run (frontend, autodiff, simplify, fuse); the memory plan is the rest. */
+  readonly passMs: Record<string, number>;
+  /** The first `trainOnBatch` on wasm: compileStep again, Wasm codegen, instantiation and one step. */
+  readonly firstWasmStepMs?: number;
+  /** The wasm backend's work after compileStep, timed apart: emitWasm (binaryen) and V8's compile of its bytes. */
+  readonly wasmCodegen?: { readonly emitMs: number; readonly v8CompileMs: number; readonly bytes: number };
 }
 
 // ------------------------------------------------------------------------------------ the loop
 
 export interface Runner {
-  /** One optimizer step on a batch of TRAIN_BATCH samples; resolves once the step has finished. */
-  trainStep(x: Float32Array, y: Int32Array): Promise<void>;
+  /**
+   * One optimizer step on a batch of TRAIN_BATCH samples; resolves once the step has finished, with
+   * the step's loss where the system reports it (compared across systems: same weights, same data).
+   */
+  trainStep(x: Float32Array, y: Int32Array): Promise<number | void>;
   /** Softmax probabilities [n, 10] for n samples (n is INFER_BATCH or 1). */
   predict(x: Float32Array, n: number): Promise<Float32Array>;
   dispose?(): void;
+  /** FLOPs per sample of the forward pass and of a train step, when the model is not the reference one. */
+  readonly flops?: { readonly forward: number; readonly train: number };
 }
 
 export function median(xs: readonly number[]): number {
@@ -257,10 +283,10 @@ export function probeDistance(a: readonly number[], b: readonly number[]): numbe
   return Math.sqrt(num / Math.max(den, 1e-30));
 }
 
-function result(mode: Mode, times: number[], samplesPerStep: number): ModeResult {
+function result(mode: Mode, times: number[], samplesPerStep: number, perSample: { readonly forward: number; readonly train: number }): ModeResult {
   const ms = median(times);
   const sps = (samplesPerStep * 1000) / ms;
-  const flops = mode === 'train b32' ? TRAIN_FLOPS : FWD_FLOPS;
+  const flops = isTrainMode(mode) ? perSample.train : perSample.forward;
   return { mode, steps: times.length, msMedian: ms, msMin: Math.min(...times), msMax: Math.max(...times), samplesPerSec: sps, gflops: (sps * flops) / 1e9 };
 }
 
@@ -275,8 +301,15 @@ export interface MeasureOptions {
  * Run the protocol on one system: loss before, warm-up + timed train steps, loss after, then timed
  * inference at batch 32 and batch 1. Every step is timed on its own; the table reports medians.
  */
-export async function measure(r: Runner, d: BenchData, rss: RssMeter, opts: MeasureOptions = {}): Promise<Pick<SystemResult, 'modes' | 'lossBefore' | 'lossAfter' | 'rssDriftMB' | 'trainWarmupMs' | 'initProbe'>> {
+export async function measure(r: Runner, d: BenchData, rss: RssMeter, opts: MeasureOptions = {}): Promise<Pick<SystemResult, 'modes' | 'lossBefore' | 'lossAfter' | 'rssDriftMB' | 'trainWarmupMs' | 'initProbe' | 'stepLosses'>> {
   const modes = opts.modes ?? MODES;
+  const perSample = r.flops ?? { forward: FWD_FLOPS, train: TRAIN_FLOPS };
+  const trainMode = modes.find(isTrainMode);
+  const stepLosses: number[] = [];
+  const trainStep = async (x: Float32Array, y: Int32Array) => {
+    const l = await r.trainStep(x, y);
+    if (typeof l === 'number') stepLosses.push(l);
+  };
   const log = opts.log ?? (() => {});
   const out: ModeResult[] = [];
   let lossAfter: number | undefined;
@@ -294,18 +327,19 @@ export async function measure(r: Runner, d: BenchData, rss: RssMeter, opts: Meas
   const init = await lossOn(r, d);
   const lossBefore = init.loss;
   log(`loss at the initial weights: ${lossBefore.toFixed(6)}`);
-  if (modes.includes('train b32')) {
+  if (trainMode) {
     const batch = (i: number) => [sliceX(d.trainX, i * TRAIN_BATCH, TRAIN_BATCH), d.trainY.subarray(i * TRAIN_BATCH, (i + 1) * TRAIN_BATCH)] as const;
     const warm: number[] = [];
-    for (let i = 0; i < TRAIN_WARMUP; i++) warm.push(await timeIt(() => r.trainStep(...batch(i))));
+    for (let i = 0; i < TRAIN_WARMUP; i++) warm.push(await timeIt(() => trainStep(...batch(i))));
     log(`train warm-up ms: ${warm.map((t) => t.toFixed(0)).join(', ')}`);
     trainWarmupMs = warm;
     const rss0 = rss.sample();
     const times: number[] = [];
-    for (let i = 0; i < TRAIN_STEPS; i++) times.push(await timeIt(() => r.trainStep(...batch(TRAIN_WARMUP + i))));
+    for (let i = 0; i < TRAIN_STEPS; i++) times.push(await timeIt(() => trainStep(...batch(TRAIN_WARMUP + i))));
     rssDriftMB = (rss.sample() - rss0) / MB;
-    out.push(result('train b32', times, TRAIN_BATCH));
-    log(`train b32: median ${median(times).toFixed(1)} ms/step, RSS drift over ${TRAIN_STEPS} steps ${rssDriftMB.toFixed(1)} MB`);
+    out.push(result(trainMode, times, TRAIN_BATCH, perSample));
+    if (stepLosses.length) log(`train-step losses: first ${stepLosses[0].toFixed(6)}, last ${stepLosses[stepLosses.length - 1].toFixed(4)}`);
+    log(`${trainMode}: median ${median(times).toFixed(1)} ms/step, RSS drift over ${TRAIN_STEPS} steps ${rssDriftMB.toFixed(1)} MB`);
     lossAfter = (await lossOn(r, d)).loss;
     log(`loss after ${TRAIN_WARMUP + TRAIN_STEPS} steps: ${lossAfter.toFixed(4)}`);
   }
@@ -316,7 +350,7 @@ export async function measure(r: Runner, d: BenchData, rss: RssMeter, opts: Meas
       const t = await timeIt(() => r.predict(sliceX(d.testX, i * INFER_BATCH, INFER_BATCH), INFER_BATCH));
       if (i >= INFER_WARMUP) times.push(t);
     }
-    out.push(result('infer b32', times, INFER_BATCH));
+    out.push(result('infer b32', times, INFER_BATCH, perSample));
     log(`infer b32: median ${median(times).toFixed(2)} ms/batch`);
   }
 
@@ -327,10 +361,10 @@ export async function measure(r: Runner, d: BenchData, rss: RssMeter, opts: Meas
       const t = await timeIt(() => r.predict(sliceX(d.testX, i, 1), 1));
       if (i >= INFER1_WARMUP) times.push(t);
     }
-    out.push(result('infer b1', times, 1));
+    out.push(result('infer b1', times, 1, perSample));
     log(`infer b1: median ${median(times).toFixed(2)} ms/sample`);
   }
-  return { modes: out, lossBefore, lossAfter, rssDriftMB, trainWarmupMs, initProbe: init.probe };
+  return { modes: out, lossBefore, lossAfter, rssDriftMB, trainWarmupMs, initProbe: init.probe, stepLosses: stepLosses.length ? stepLosses : undefined };
 }
 
 /** A system's entry point in a child process: build it (timed as setup), then measure. Its table label lives in run.ts. */
@@ -339,7 +373,7 @@ export interface SystemDef {
   readonly notes?: string[];
   readonly measure?: MeasureOptions;
   /** Build the runner, or return a string saying why this system cannot run (e.g. 'not built yet'). */
-  setup(d: BenchData, log: (line: string) => void): Promise<Runner | { notBuilt: string } | { failed: string }>;
+  setup(d: BenchData, log: (line: string) => void): Promise<Runner | { notBuilt: string } | { failed: string } | { compile: CompileStat[] }>;
 }
 
 export async function runSystem(def: SystemDef, system: string, d: BenchData, log: (line: string) => void): Promise<SystemResult> {
@@ -355,6 +389,10 @@ export async function runSystem(def: SystemDef, system: string, d: BenchData, lo
     const setupMs = performance.now() - t0;
     if ('notBuilt' in r) return { ...base, status: 'not built', reason: r.notBuilt, modes: [] };
     if ('failed' in r) return { ...base, status: 'failed', reason: r.failed, modes: [], peakRssMB: rss.peak / MB };
+    if ('compile' in r) {
+      rss.stop();
+      return { ...base, status: 'ok', modes: [], compile: r.compile, peakRssMB: rss.peak / MB, setupMs };
+    }
     log(`setup ${setupMs.toFixed(0)} ms`);
     const m = await measure(r, d, rss, { ...def.measure, log });
     r.dispose?.();

@@ -16,8 +16,9 @@ import { CLASSES, initialWeights, TRAIN_BATCH } from './common.ts';
 function dlcRunner(backend: BackendName): Runner {
   model.setWeights(initialWeights().map((w) => tensor(w.data.slice(), w.shape, 'f32')));
   return {
-    async trainStep(x: Float32Array, y: Int32Array): Promise<void> {
-      await model.trainOnBatch(tensor(x, [y.length, 28, 28, 1], 'f32'), tensor(y, [y.length], 'i32'), { backend, batchSize: TRAIN_BATCH });
+    async trainStep(x: Float32Array, y: Int32Array): Promise<number> {
+      const r = await model.trainOnBatch(tensor(x, [y.length, 28, 28, 1], 'f32'), tensor(y, [y.length], 'i32'), { backend, batchSize: TRAIN_BATCH });
+      return r.loss;
     },
     async predict(x: Float32Array, n: number): Promise<Float32Array> {
       const p = await model.predict(tensor(x, [n, 28, 28, 1], 'f32'), { backend, batchSize: n });

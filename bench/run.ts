@@ -6,18 +6,30 @@
  * dlc-wasm's speed ratio to each peer), the loss sanity check per system, and writes the same table
  * as markdown to .tmp/bench.md.
  *
- * Options: `--only id,id` runs a subset; `--timeout s` bounds each child (default 240 s).
+ * Besides the reference CNN, it trains the ResNet example (examples/mnist-resnet.ts; rows of mode
+ * `resnet train b32`) in dlc and in TF.js, whose model is rebuilt from the dlc model's graph
+ * (bench/model-spec.ts: the parent walks the dlc model once and writes its layers and initial
+ * weights for the children), and prints dlc's train-step compile times and kernel counts
+ * (`dlc-compile`) for the ResNet, the autoencoder example and the CNN.
+ *
+ * Options: `--only id,id` runs a subset (ids, or the groups `cnn`, `resnet`, `compile`; e.g.
+ * `--only resnet,dlc-wasm`); `--timeout s` bounds each child (default 240 s). `dlc-webgpu-resnet`
+ * is not in the default run (on lavapipe, this machine's CPU Vulkan driver, its first step alone
+ * takes a minute or more: lavapipe compiles a pipeline per kernel): name it in `--only` (or `--with
+ * dlc-webgpu-resnet` to add it to the default set); its own time limit is 600 s.
  * Exit status 1 if any system that trained did not lower its loss (a broken step is not a result),
- * or if the systems disagree on their outputs at the shared initial weights (a layout bug).
+ * or if the systems of one model disagree on their outputs at the shared initial weights (a layout
+ * bug) or on the loss of their first train step (same weights, same batch: a bug on one side).
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Mode, ModeResult, SystemDef, SystemResult } from './common.ts';
+import type { CompileStat, Mode, ModeResult, SystemDef, SystemResult } from './common.ts';
 import {
   FWD_FLOPS,
   forwardMacsPerSample,
+  isTrainMode,
   INFER1_SAMPLES,
   INFER1_WARMUP,
   INFER_BATCH,
@@ -37,6 +49,7 @@ import {
   TRAIN_STEPS,
   TRAIN_WARMUP,
 } from './common.ts';
+import { describeSpec, RESNET_SPEC_FILE, saveModelSpec } from './model-spec.ts';
 
 /**
  * The rows, in table order. Each system's module is imported only by its own child process (the
@@ -46,16 +59,39 @@ import {
 interface Entry {
   readonly id: string;
   readonly system: string;
+  /** Which model it runs: rows of one group are cross-checked against each other. */
+  readonly group: 'cnn' | 'resnet' | 'compile';
+  /** False: only run when named in --only / --with. */
+  readonly byDefault?: boolean;
+  /** Child time limit when --timeout is not given (default 240 s). */
+  readonly timeoutS?: number;
   load(): Promise<SystemDef>;
 }
 const SYSTEMS: readonly Entry[] = [
-  { id: 'dlc-wasm', system: 'dlc (wasm)', load: async () => (await import('./dlc.ts')).dlcWasm },
-  { id: 'dlc-webgpu', system: 'dlc (webgpu; CPU driver here, not a GPU)', load: async () => (await import('./dlc.ts')).dlcWebgpu },
-  { id: 'dlc-interp', system: 'dlc (interp, f64 reference)', load: async () => (await import('./dlc.ts')).dlcInterp },
-  { id: 'jax-conv', system: 'jax-js 0.1.25 wasm, lax.conv (idiomatic)', load: async () => (await import('./peers/jax.ts')).jaxConv },
-  { id: 'jax-im2col', system: 'jax-js 0.1.25 wasm, im2col + dot (fast)', load: async () => (await import('./peers/jax.ts')).jaxIm2col },
-  { id: 'tfjs-wasm', system: 'TF.js 4.22 layers, wasm + our Conv2DBackpropFilter', load: async () => (await import('./peers/tfjs.ts')).tfjsWasm },
+  { id: 'dlc-wasm', system: 'dlc (wasm)', group: 'cnn', load: async () => (await import('./dlc.ts')).dlcWasm },
+  { id: 'dlc-webgpu', system: 'dlc (webgpu; CPU driver here, not a GPU)', group: 'cnn', load: async () => (await import('./dlc.ts')).dlcWebgpu },
+  { id: 'dlc-interp', system: 'dlc (interp, f64 reference)', group: 'cnn', load: async () => (await import('./dlc.ts')).dlcInterp },
+  { id: 'jax-conv', system: 'jax-js 0.1.25 wasm, lax.conv (idiomatic)', group: 'cnn', load: async () => (await import('./peers/jax.ts')).jaxConv },
+  { id: 'jax-im2col', system: 'jax-js 0.1.25 wasm, im2col + dot (fast)', group: 'cnn', load: async () => (await import('./peers/jax.ts')).jaxIm2col },
+  { id: 'tfjs-wasm', system: 'TF.js 4.22 layers, wasm + our Conv2DBackpropFilter', group: 'cnn', load: async () => (await import('./peers/tfjs.ts')).tfjsWasm },
+  { id: 'dlc-wasm-resnet', system: 'dlc (wasm)', group: 'resnet', load: async () => (await import('./dlc-resnet.ts')).dlcWasmResnet },
+  { id: 'dlc-webgpu-resnet', system: 'dlc (webgpu; CPU driver here, not a GPU)', group: 'resnet', byDefault: false, timeoutS: 600, load: async () => (await import('./dlc-resnet.ts')).dlcWebgpuResnet },
+  { id: 'tfjs-wasm-resnet', system: 'TF.js 4.22 layers, wasm + our Conv2DBackpropFilter', group: 'resnet', load: async () => (await import('./peers/tfjs.ts')).tfjsWasmResnet },
+  { id: 'dlc-compile', system: 'dlc train-step compile', group: 'compile', load: async () => (await import('./dlc-resnet.ts')).dlcCompile },
 ];
+/** The rows the ratio column divides by: dlc-wasm of the same mode. */
+const DLC_WASM_IDS = new Set(['dlc-wasm', 'dlc-wasm-resnet']);
+
+/** `--only` / `--with` names: system ids, or a group (cnn, resnet, compile: its default systems). */
+function pick(names: readonly string[], flag: string): Entry[] {
+  const out: Entry[] = [];
+  for (const n of names) {
+    const hit = SYSTEMS.filter((s) => s.id === n || (s.group === n && s.byDefault !== false));
+    if (!hit.length) throw new Error(`bench: ${flag} ${n}: known systems are ${SYSTEMS.map((s) => s.id).join(', ')}; groups are cnn, resnet, compile`);
+    for (const h of hit) if (!out.includes(h)) out.push(h);
+  }
+  return SYSTEMS.filter((s) => out.includes(s)); // table order
+}
 const RESULT_TAG = '@@BENCH-RESULT ';
 const TMP = path.resolve('.tmp');
 const DATA_FILE = path.join(TMP, 'bench-data.bin');
@@ -115,6 +151,28 @@ function runChild(def: Entry, timeoutS: number): Promise<SystemResult> {
 
 // ------------------------------------------------------------------------------------ table
 
+/** Steps averaged at each end of the train-step losses for the ResNet's check. */
+const LOSS_ENDS = 3;
+
+/**
+ * The loss sanity check of a system that trained. The reference CNN: loss on the test samples
+ * (predict) before and after training. The ResNet: its predict uses BatchNormalization's moving
+ * statistics, which after only TRAIN_WARMUP + TRAIN_STEPS updates still hold much of their initial
+ * values (moving_variance 1 decays by momentum per step, far above the real batch variances), so
+ * its test loss rises in every system (it is in the notes); the check is the train step's own loss
+ * (batch statistics): the mean of the first LOSS_ENDS steps against the mean of the last LOSS_ENDS.
+ */
+function lossCheck(r: SystemResult): { what: string; before: number; after: number; ok: boolean } | null {
+  if (r.modes.some((m) => m.mode === 'resnet train b32') && r.stepLosses && r.stepLosses.length >= 2 * LOSS_ENDS) {
+    const mean = (xs: readonly number[]) => xs.reduce((a, x) => a + x, 0) / xs.length;
+    const before = mean(r.stepLosses.slice(0, LOSS_ENDS));
+    const after = mean(r.stepLosses.slice(-LOSS_ENDS));
+    return { what: 'step loss', before, after, ok: after < before };
+  }
+  if (r.lossBefore === undefined || r.lossAfter === undefined) return null;
+  return { what: 'loss', before: r.lossBefore, after: r.lossAfter, ok: r.lossAfter < r.lossBefore };
+}
+
 const fmt = (x: number, digits: number) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 interface Row {
@@ -123,10 +181,11 @@ interface Row {
 
 function buildRows(results: readonly SystemResult[]): { header: string[]; rows: Row[] } {
   const header = ['system', 'mode', 'samples/s', 'ms/step (median)', 'GFLOP/s', 'peak RSS MB', 'dlc-wasm ÷ this', 'check'];
-  const dlc = results.find((r) => r.id === 'dlc-wasm');
-  const dlcMode = (m: Mode): ModeResult | undefined => (dlc && dlc.status === 'ok' ? dlc.modes.find((x) => x.mode === m) : undefined);
+  const dlc = results.filter((r) => DLC_WASM_IDS.has(r.id) && r.status === 'ok');
+  const dlcMode = (m: Mode): ModeResult | undefined => dlc.flatMap((r) => r.modes).find((x) => x.mode === m);
   const rows: Row[] = [];
   for (const r of results) {
+    if (r.compile) continue; // the compile table is printed on its own
     if (r.status !== 'ok') {
       const what = r.status === 'not built' ? `**${r.reason ?? 'not built yet'}**` : `**FAILED**: ${r.reason ?? 'unknown error'}`;
       rows.push({ cells: [r.system, 'all', '—', '—', '—', r.peakRssMB ? fmt(r.peakRssMB, 0) : '—', 'n/a', what] });
@@ -135,12 +194,12 @@ function buildRows(results: readonly SystemResult[]): { header: string[]; rows: 
     r.modes.forEach((m, i) => {
       let ratio = 'n/a';
       const d = dlcMode(m.mode);
-      if (r.id === 'dlc-wasm') ratio = '—';
+      if (DLC_WASM_IDS.has(r.id)) ratio = '—';
       else if (d) ratio = `${fmt(d.samplesPerSec / m.samplesPerSec, 2)}×`;
       let check = '';
-      if (m.mode === 'train b32' && r.lossBefore !== undefined && r.lossAfter !== undefined) {
-        const ok = r.lossAfter < r.lossBefore;
-        check = `loss ${r.lossBefore.toFixed(3)} → ${r.lossAfter.toFixed(3)} ${ok ? 'ok' : '**LOSS DID NOT DROP**'}`;
+      const lc = isTrainMode(m.mode) ? lossCheck(r) : null;
+      if (lc) {
+        check = `${lc.what} ${lc.before.toFixed(3)} → ${lc.after.toFixed(3)} ${lc.ok ? 'ok' : '**LOSS DID NOT DROP**'}`;
       }
       const stepsNote = m.mode === 'infer b1' ? `${m.steps} samples` : `${m.steps} batches`;
       rows.push({
@@ -178,10 +237,33 @@ function mdTable(header: string[], rows: Row[]): string {
 
 async function parent(): Promise<number> {
   const t0 = performance.now();
-  const only = arg('--only')?.split(',');
-  const timeoutS = Number(arg('--timeout') ?? 240);
-  const systems = only ? SYSTEMS.filter((s) => only.includes(s.id)) : SYSTEMS;
-  if (only && systems.length !== only.length) throw new Error(`bench: --only ${only.join(',')}: known systems are ${SYSTEMS.map((s) => s.id).join(', ')}`);
+  const only = arg('--only')?.split(',').filter(Boolean);
+  const extra = arg('--with')?.split(',').filter(Boolean) ?? [];
+  const timeoutArg = arg('--timeout');
+  const base = only ? pick(only, '--only') : SYSTEMS.filter((s) => s.byDefault !== false);
+  const added = pick(extra, '--with');
+  const systems = SYSTEMS.filter((s) => base.includes(s) || added.includes(s));
+  const groupOf = new Map(SYSTEMS.map((s) => [s.id, s.group]));
+
+  // The ResNet's spec (layers, compile config, initial weights) for its children, from the dlc model.
+  mkdirSync(TMP, { recursive: true });
+  rmSync(RESNET_SPEC_FILE, { force: true });
+  let resnetLine: string | null = null;
+  let resnetSpecError: string | null = null;
+  if (systems.some((s) => s.group === 'resnet')) {
+    try {
+      const { modelSpec } = await import('./model-spec.ts');
+      const { model } = await import('../examples/mnist-resnet.ts');
+      const { spec, weights } = modelSpec(model);
+      saveModelSpec(RESNET_SPEC_FILE, spec, weights);
+      const fwd = 2 * spec.fwdMacsPerSample;
+      const o = spec.optimizer;
+      resnetLine = `ResNet example (examples/mnist-resnet.ts, rows "resnet train b32"): ${describeSpec(spec)}; Adam lr ${o.learningRate}, sparse categorical cross-entropy; forward ${fmt(fwd / 1e6, 2)} MFLOP/sample (convs and dense layers only; BatchNormalization, ReLU, Add, pooling not counted), training 3× = ${fmt((3 * fwd) / 1e6, 2)} MFLOP. TF.js builds the same graph from the dlc model and starts from dlc's initial weights. Check column: the train step's own loss (batch statistics), mean of the first ${LOSS_ENDS} steps → mean of the last ${LOSS_ENDS}; the test loss through predict (moving statistics) is in the notes.`;
+    } catch (e) {
+      resnetSpecError = e instanceof Error ? e.message : String(e);
+      console.error(`bench: cannot build the ResNet spec: ${resnetSpecError}`);
+    }
+  }
 
   const cpus = os.cpus();
   const machine = `${cpus[0]?.model.trim() ?? 'unknown CPU'} (${cpus.length} logical cores), ${fmt(os.totalmem() / 2 ** 30, 0)} GiB RAM, Node ${process.version}, ${os.platform()} ${os.arch()}`;
@@ -192,10 +274,10 @@ async function parent(): Promise<number> {
     `FLOPs per sample: forward ${fmt(FWD_FLOPS / 1e6, 2)} MFLOP (${fmt(macs / 1e6, 3)} M multiply-adds in the convs and dense layers, ×2); training counted as 3× forward = ${fmt(TRAIN_FLOPS / 1e6, 2)} MFLOP.`,
     `Protocol: train ${TRAIN_WARMUP} warm-up + ${TRAIN_STEPS} timed steps at batch ${TRAIN_BATCH}; infer batch ${INFER_BATCH}: ${INFER_WARMUP} warm-up + ${INFER_BATCHES} timed batches; infer batch 1: ${INFER1_WARMUP} warm-up + ${INFER1_SAMPLES} timed samples. ms/step is the median; host→device copies and the read-back of results are inside the timed step. Each system runs in its own process; peak RSS is that process's.`,
     `Numbers are single-threaded (every system runs one wasm thread) and noisy (shared VM; expect ±10% run to run).`,
+    ...(resnetLine ? [resnetLine] : []),
   ];
   console.log(`dlc bench\n${headerLines.map((l) => `  ${l}`).join('\n')}\n`);
 
-  mkdirSync(TMP, { recursive: true });
   const { loadMnist } = await import('../compiler/index.ts'); // the parent only: children read the cached samples
   const m = loadMnist(8000, 2000);
   saveBenchData(DATA_FILE, {
@@ -209,7 +291,10 @@ async function parent(): Promise<number> {
   for (const def of systems) {
     const ts = performance.now();
     console.error(`→ ${def.id}: ${def.system}`);
-    const r = await runChild(def, timeoutS);
+    const r: SystemResult =
+      def.group === 'resnet' && resnetSpecError !== null
+        ? { id: def.id, system: def.system, notes: [], status: 'failed', reason: `ResNet not translated: ${resnetSpecError}`, modes: [] }
+        : await runChild(def, Number(timeoutArg ?? def.timeoutS ?? 240));
     console.error(`  ${def.id} done in ${fmt((performance.now() - ts) / 1000, 1)} s (${r.status}${r.reason ? `: ${r.reason}` : ''})`);
     results.push(r);
   }
@@ -218,49 +303,106 @@ async function parent(): Promise<number> {
   const notes: string[] = [];
   for (const r of results) {
     for (const n of r.notes) if (!notes.includes(n)) notes.push(n);
-    if (r.status !== 'ok') continue;
+    if (r.status !== 'ok' || r.compile) continue;
     const bits: string[] = [];
-    if (r.lossBefore !== undefined) bits.push(`loss on ${LOSS_SAMPLES} test samples at the initial weights ${r.lossBefore.toFixed(6)}${r.lossAfter !== undefined ? `, after ${TRAIN_WARMUP + TRAIN_STEPS} steps ${r.lossAfter.toFixed(4)}` : ''}`);
+    const resnet = groupOf.get(r.id) === 'resnet';
+    if (r.lossBefore !== undefined) bits.push(`loss on ${LOSS_SAMPLES} test samples${resnet ? ' (predict: moving statistics)' : ''} at the initial weights ${r.lossBefore.toFixed(6)}${r.lossAfter !== undefined ? `, after ${TRAIN_WARMUP + TRAIN_STEPS} steps ${r.lossAfter.toFixed(4)}` : ''}`);
     if (r.trainWarmupMs) bits.push(`first train step (with compilation) ${fmt(r.trainWarmupMs[0], 0)} ms`);
     if (r.rssDriftMB !== undefined) bits.push(`RSS drift over the ${TRAIN_STEPS} timed steps ${fmt(r.rssDriftMB, 1)} MB`);
-    const train = r.modes.find((x) => x.mode === 'train b32');
+    if (r.stepLosses) bits.push(`train-step losses ${r.stepLosses.slice(0, 3).map((l) => l.toFixed(5)).join(', ')} … ${r.stepLosses.slice(-3).map((l) => l.toFixed(4)).join(', ')}`);
+    const train = r.modes.find((x) => isTrainMode(x.mode));
     if (train) bits.push(`train step min/median/max ${fmt(train.msMin, 0)}/${fmt(train.msMedian, 0)}/${fmt(train.msMax, 0)} ms`);
     notes.push(`${r.id}: ${bits.join('; ')}`);
   }
   // Same initial weights everywhere: the initial outputs must agree, or some system reads the weights wrongly.
-  const probed = results.filter((r) => r.status === 'ok' && r.initProbe);
+  // And the same batch: the first train step's loss (batch statistics for BatchNormalization) must agree.
   let layoutMismatch = false;
-  if (probed.length > 1) {
-    const ref = probed[0];
-    const dist = probed.slice(1).map((r) => [r.id, probeDistance(ref.initProbe!, r.initProbe!)] as const);
-    const worst = Math.max(...dist.map(([, x]) => x));
-    layoutMismatch = worst > 1e-2;
-    const bad = dist.filter(([, x]) => x > 1e-2).map(([id]) => id);
-    notes.push(
-      `initial-weight cross-check: softmax outputs at the shared initial weights (first ${PROBE_SAMPLES} test samples) match ${ref.id}'s to ${worst.toExponential(1)} relative to their deviation from uniform` +
-        (layoutMismatch ? ` — **MISMATCH for ${bad.join(', ')}: it does not compute the same model from the same weights**` : ''),
-    );
+  let firstLossMismatch = false;
+  for (const group of ['cnn', 'resnet'] as const) {
+    const ok = results.filter((r) => r.status === 'ok' && groupOf.get(r.id) === group);
+    const what = group === 'cnn' ? 'reference CNN' : 'ResNet';
+    const probed = ok.filter((r) => r.initProbe);
+    if (probed.length > 1) {
+      const ref = probed[0];
+      const dist = probed.slice(1).map((r) => [r.id, probeDistance(ref.initProbe!, r.initProbe!)] as const);
+      const worst = Math.max(...dist.map(([, x]) => x));
+      const bad = dist.filter(([, x]) => x > 1e-2).map(([id]) => id);
+      if (bad.length) layoutMismatch = true;
+      notes.push(
+        `initial-weight cross-check (${what}): softmax outputs at the shared initial weights (first ${PROBE_SAMPLES} test samples) match ${ref.id}'s to ${worst.toExponential(1)} relative to their deviation from uniform` +
+          (bad.length ? ` — **MISMATCH for ${bad.join(', ')}: it does not compute the same model from the same weights**` : ''),
+      );
+    }
+    const lossed = ok.filter((r) => r.stepLosses?.length);
+    if (lossed.length > 1) {
+      const ref = lossed[0];
+      const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
+      const dist = lossed.slice(1).map((r) => [r.id, rel(r.stepLosses![0], ref.stepLosses![0])] as const);
+      const worst = Math.max(...dist.map(([, x]) => x));
+      const bad = dist.filter(([, x]) => x > 1e-3).map(([id]) => id);
+      if (bad.length) firstLossMismatch = true;
+      notes.push(
+        `first-train-step cross-check (${what}): loss of step 1 (same weights, same batch) ${lossed.map((r) => `${r.id} ${r.stepLosses![0].toFixed(7)}`).join(', ')}; worst relative difference ${worst.toExponential(1)}; step 2 (after one update) ${lossed.map((r) => `${r.id} ${r.stepLosses![1]?.toFixed(7) ?? 'n/a'}`).join(', ')}` +
+          (bad.length ? ` — **MISMATCH for ${bad.join(', ')}: the train steps do not compute the same loss**` : ''),
+      );
+    }
   }
-  const dlcOk = results.find((r) => r.id === 'dlc-wasm')?.status === 'ok';
-  if (!dlcOk) notes.unshift('dlc-wasm has no numbers (see its row): the ratio column is n/a until it runs.');
+  const compile = results.flatMap((r) => (r.status === 'ok' && r.compile ? r.compile : []));
+  const compileText = compile.length ? compileTable(compile) : '';
+  // The ratio column's reference row for each model that ran.
+  const refs = (['cnn', 'resnet'] as const).filter((g) => results.some((r) => groupOf.get(r.id) === g)).map((g) => (g === 'cnn' ? 'dlc-wasm' : 'dlc-wasm-resnet'));
+  const missingRefs = refs.filter((id) => results.find((r) => r.id === id)?.status !== 'ok');
+  for (const id of [...missingRefs].reverse()) notes.unshift(`${id} has no numbers (see its row${results.some((r) => r.id === id) ? '' : '; not run in this invocation'}): the ratio column is n/a for its mode until it runs.`);
 
   const text = textTable(header, rows);
-  console.log(`\n${text}\n\nNotes:\n${notes.map((n) => `  - ${n}`).join('\n')}`);
-  const md = [`## Benchmark: MNIST convnet`, '', ...headerLines.map((l) => `${l}  `), '', mdTable(header, rows), '', ...notes.map((n) => `- ${n}`), ''].join('\n');
+  console.log(`\n${text}\n${compileText ? `\n${compileText}\n` : ''}\nNotes:\n${notes.map((n) => `  - ${n}`).join('\n')}`);
+  const md = [`## Benchmark: MNIST convnet`, '', ...headerLines.map((l) => `${l}  `), '', mdTable(header, rows), '', ...(compileText ? ['```', compileText, '```', ''] : []), ...notes.map((n) => `- ${n}`), ''].join('\n');
   writeFileSync(path.join(TMP, 'bench.md'), md);
-  if (!dlcOk) {
-    const r = results.find((x) => x.id === 'dlc-wasm');
-    console.log(`\n!!! dlc-wasm: ${r?.status === 'not built' ? r.reason : `FAILED: ${r?.reason ?? 'not run in this invocation'}`} !!!`);
+  for (const id of missingRefs) {
+    const r = results.find((x) => x.id === id);
+    console.log(`\n!!! ${id}: ${r?.status === 'not built' ? r.reason : `FAILED: ${r?.reason ?? 'not run in this invocation'}`} !!!`);
   }
   console.log(`\nmarkdown written to .tmp/bench.md; total ${fmt((performance.now() - t0) / 1000, 0)} s`);
 
-  const broken = results.filter((r) => r.status === 'ok' && r.lossBefore !== undefined && r.lossAfter !== undefined && !(r.lossAfter < r.lossBefore));
+  const broken = results.filter((r) => r.status === 'ok' && lossCheck(r)?.ok === false);
   if (layoutMismatch) console.error('\nINITIAL OUTPUTS DISAGREE: the systems do not compute the same model from the same weights.');
+  if (firstLossMismatch) console.error('\nFIRST TRAIN-STEP LOSSES DISAGREE: the systems do not compute the same train step from the same weights and batch.');
   if (broken.length) {
     console.error(`\nBROKEN TRAIN STEP: loss did not drop for ${broken.map((r) => r.id).join(', ')}; their timings are not meaningful.`);
     return 1;
   }
-  return layoutMismatch ? 1 : 0;
+  return layoutMismatch || firstLossMismatch ? 1 : 0;
+}
+
+/** dlc's train-step compile times and kernel counts (the dlc-compile child), as text. */
+function compileTable(stats: readonly CompileStat[]): string {
+  const header = ['dlc train step, batch 32', 'kernels', 'compileStep ms (cold)', 'compileStep ms (warm)', 'frontend/autodiff/simplify/fuse/plan ms', 'emitWasm ms', 'Wasm KiB', 'WebAssembly.compile ms', 'first wasm trainOnBatch ms'];
+  const rows = stats.map((s) => {
+    const p = s.passMs;
+    const passes = ['frontend', 'autodiff', 'simplify', 'fuse'].map((k) => p[k] ?? 0);
+    const plan = s.warmMs - passes.reduce((a, b) => a + b, 0);
+    const w = s.wasmCodegen;
+    return [
+      s.model,
+      String(s.kernels),
+      fmt(s.coldMs, 0),
+      fmt(s.warmMs, 0),
+      [...passes, plan].map((x) => fmt(x, 0)).join('/'),
+      w ? fmt(w.emitMs, 0) : 'n/a',
+      w ? fmt(w.bytes / 1024, 0) : 'n/a',
+      w ? fmt(w.v8CompileMs, 0) : 'n/a',
+      s.firstWasmStepMs !== undefined ? fmt(s.firstWasmStepMs, 0) : 'n/a',
+    ];
+  });
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+  const line = (cs: string[]) => cs.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [
+    line(header),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...rows.map(line),
+    'compileStep = frontend + autodiff + simplify + fuse + memory plan (compiler/pipeline.ts), in a fresh process: "cold" is each model\'s first compile there (the first model also pays the compiler\'s JIT warm-up), "warm" the best of 3 repeats. The wasm backend then runs emitWasm (binaryen codegen and optimisation) and WebAssembly.compile (V8), timed here apart (best of 3); the first trainOnBatch does all of it once more, plus instantiation and one step (the models run in table order, so only the first pays for binaryen\'s warm-up; each row\'s "first train step" note has the cold figure).',
+  ].join('\n');
 }
 
 const childId = arg('--child');

@@ -7,7 +7,12 @@
 import type { SymbolicTensor } from 'dlc';
 import { Activation, Add, BatchNormalization, Conv2D, Dense, GlobalAveragePooling2D, Input, MaxPooling2D, Model } from 'dlc';
 
-/** Conv (no bias: BatchNormalization's beta takes its place), BatchNormalization, then ReLU unless it feeds an Add. */
+/**
+ * Conv (no bias: BatchNormalization's beta takes its place), BatchNormalization, then ReLU unless it
+ * feeds an Add. Momentum 0.9 rather than Keras's 0.99: in a run of 750 steps the moving statistics
+ * that evaluation uses must catch up with the weights (with 0.99 test accuracy after the first epoch
+ * was 10-20% here while training accuracy was 84%).
+ */
 function convBn(x: SymbolicTensor, filters: number, relu = true): SymbolicTensor {
   const h = BatchNormalization({ momentum: 0.9 }).apply(Conv2D(filters, 3, { padding: 'same', useBias: false }).apply(x));
   return relu ? Activation('relu').apply(h) : h;
@@ -20,11 +25,11 @@ function residual(x: SymbolicTensor, filters: number): SymbolicTensor {
 }
 
 const inputs = Input({ shape: [28, 28, 1], name: 'digits' });
-let h = convBn(inputs, 16);
-h = residual(h, 16);
-h = MaxPooling2D(2).apply(h);
-h = convBn(h, 32);
+let h = convBn(inputs, 32);
 h = residual(h, 32);
+h = MaxPooling2D(2).apply(h);
+h = convBn(h, 64);
+h = residual(h, 64);
 h = MaxPooling2D(2).apply(h);
 h = GlobalAveragePooling2D().apply(convBn(h, 64));
 const outputs = Dense(10, { activation: 'softmax' }).apply(h);

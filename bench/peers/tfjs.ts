@@ -16,6 +16,8 @@ import type * as TF from '@tensorflow/tfjs';
 import type * as TFWasm from '@tensorflow/tfjs-backend-wasm';
 import type { BenchData, Runner, SystemDef } from '../common.ts';
 import { CLASSES, initialWeights, LEARNING_RATE } from '../common.ts';
+import type { LayerSpec, ModelSpec, SpecWeight } from '../model-spec.ts';
+import { loadModelSpec, RESNET_SPEC_FILE } from '../model-spec.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -136,7 +138,11 @@ async function verifyBackpropFilter(tf: typeof TF, log: (l: string) => void): Pr
   }
 }
 
-async function setup(log: (l: string) => void): Promise<Runner | { failed: string }> {
+/**
+ * The wasm backend, single-threaded, with our Conv2DBackpropFilter registered (if missing) and
+ * verified against the cpu backend; shared by both TF.js systems (each in its own process).
+ */
+async function initWasmBackend(log: (l: string) => void): Promise<typeof TF | { failed: string }> {
   const { tf, wasm } = load();
   tf.env().set('PROD', true); // no debug checks, and no "install tfjs-node" banner from the cpu backend
   const dist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep;
@@ -154,6 +160,12 @@ async function setup(log: (l: string) => void): Promise<Runner | { failed: strin
   await verifyBackpropFilter(tf, log);
   await tf.setBackend('wasm');
   await tf.ready();
+  return tf;
+}
+
+async function setup(log: (l: string) => void): Promise<Runner | { failed: string }> {
+  const tf = await initWasmBackend(log);
+  if ('failed' in tf) return tf;
 
   const model = tf.sequential({
     layers: [
@@ -171,11 +183,16 @@ async function setup(log: (l: string) => void): Promise<Runner | { failed: strin
   const init = initialWeights().map((w) => tf.tensor(w.data, [...w.shape]));
   model.setWeights(init);
   tf.dispose(init);
+  return layersRunner(tf, model, log);
+}
 
+/** trainOnBatch / predict on a compiled layers model (the reference one or the ResNet). */
+function layersRunner(tf: typeof TF, model: TF.LayersModel, log: (l: string) => void, flops?: Runner['flops']): Runner {
   let tensorsAfterFirstStep = -1;
   let steps = 0;
   return {
-    async trainStep(x: Float32Array, y: Int32Array): Promise<void> {
+    flops,
+    async trainStep(x: Float32Array, y: Int32Array): Promise<number> {
       const xs = tf.tensor4d(x, [y.length, 28, 28, 1]);
       const ys = tf.tensor1d(Float32Array.from(y));
       const loss = await model.trainOnBatch(xs, ys);
@@ -184,6 +201,7 @@ async function setup(log: (l: string) => void): Promise<Runner | { failed: strin
       const l = Array.isArray(loss) ? loss[0] : loss;
       if (!Number.isFinite(l)) throw new Error(`tfjs: loss is ${l}`);
       if (++steps === 1) tensorsAfterFirstStep = tf.memory().numTensors;
+      return l;
     },
     async predict(x: Float32Array, n: number): Promise<Float32Array> {
       const xs = tf.tensor4d(x, [n, 28, 28, 1]);
@@ -208,4 +226,124 @@ export const tfjsWasm: SystemDef = {
     'tfjs-wasm: stock backend has no Conv2DBackpropFilter; we register one (the filter gradient as a dilated Conv2D of transposed x and dy, from its own Transpose/Conv2D/Pad/Slice kernels), verified against tfjs-cpu at start',
   ],
   setup: async (_d: BenchData, log) => setup(log),
+};
+
+// ------------------------------------------------------------------------------------ ResNet
+
+/** TF.js's Layer base class (not among the package's top-level exports). */
+type TfLayer = TF.LayersModel['layers'][number];
+type TfActivation = NonNullable<Parameters<typeof TF.layers.activation>[0]['activation']>;
+
+/** dlc activation names TF.js spells the same way; anything else is refused. */
+const ACTIVATIONS = new Set(['linear', 'relu', 'relu6', 'sigmoid', 'softmax', 'tanh', 'elu', 'selu', 'softplus', 'softsign']);
+
+function activation(name: string, where: string): TfActivation {
+  if (!ACTIVATIONS.has(name)) throw new Error(`tfjs resnet: ${where}: activation '${name}' is not translated`);
+  return name as TfActivation;
+}
+
+/** One TF.js layer for one dlc layer of the spec; throws, naming the class, for any other class. */
+function tfLayer(tf: typeof TF, l: LayerSpec): TfLayer {
+  const c = l.config;
+  const where = `${c.className} '${l.name}'`;
+  const pair = (v: readonly number[]) => [v[0], v[1]] as [number, number];
+  switch (c.className) {
+    case 'Conv2D':
+      return tf.layers.conv2d({
+        name: l.name,
+        filters: c.filters,
+        kernelSize: pair(c.kernel),
+        strides: pair(c.strides),
+        dilationRate: pair(c.dilation),
+        padding: c.padding,
+        useBias: c.useBias,
+        activation: activation(c.activation, where),
+      });
+    case 'BatchNormalization':
+      // TF.js's training path reads gamma and beta unconditionally.
+      if (!c.center || !c.scale) throw new Error(`tfjs resnet: ${where}: center/scale false is not translated`);
+      return tf.layers.batchNormalization({ name: l.name, axis: -1, momentum: c.momentum, epsilon: c.epsilon, center: c.center, scale: c.scale });
+    case 'Activation':
+      return tf.layers.activation({ name: l.name, activation: activation(c.activation, where) });
+    case 'Add':
+      return tf.layers.add({ name: l.name });
+    case 'MaxPooling2D':
+      return tf.layers.maxPooling2d({ name: l.name, poolSize: pair(c.window), strides: pair(c.strides), padding: c.padding });
+    case 'AveragePooling2D':
+      return tf.layers.averagePooling2d({ name: l.name, poolSize: pair(c.window), strides: pair(c.strides), padding: c.padding });
+    case 'GlobalAveragePooling2D':
+      return tf.layers.globalAveragePooling2d({ name: l.name });
+    case 'GlobalMaxPooling2D':
+      return tf.layers.globalMaxPooling2d({ name: l.name });
+    case 'Flatten':
+      return tf.layers.flatten({ name: l.name });
+    case 'Dense':
+      return tf.layers.dense({ name: l.name, units: c.units, useBias: c.useBias, activation: activation(c.activation, where) });
+    default:
+      throw new Error(`tfjs resnet: layer class ${c.className} ('${l.name}') is not translated`);
+  }
+}
+
+/**
+ * The dlc model of the spec as a TF.js functional model: one TF.js layer per dlc layer, applied to
+ * the same producers in the same order, then dlc's initial weights copied layer by layer (each
+ * TF.js variable checked against the dlc weight's local name and shape: kernel, bias, gamma, beta,
+ * moving_mean, moving_variance).
+ */
+function buildFromSpec(tf: typeof TF, spec: ModelSpec, weights: readonly SpecWeight[]): TF.LayersModel {
+  const outs = new Map<string, TF.SymbolicTensor>();
+  const built: [LayerSpec, TfLayer][] = [];
+  for (const l of spec.layers) {
+    if (l.config.className === 'InputLayer') {
+      outs.set(l.name, tf.input({ shape: l.config.shape, name: l.name }));
+      continue;
+    }
+    const ins = l.inputs.map((n) => outs.get(n) ?? (() => { throw new Error(`tfjs resnet: '${l.name}' reads '${n}', which is not built yet`); })());
+    const layer = tfLayer(tf, l);
+    const out = layer.apply(ins.length === 1 ? ins[0] : ins);
+    if (!(out instanceof tf.SymbolicTensor)) throw new Error(`tfjs resnet: '${l.name}' did not return one symbolic tensor`);
+    const want = [null, ...l.outputShape].join();
+    if (out.shape.join() !== want) throw new Error(`tfjs resnet: '${l.name}' outputs [${out.shape.join(', ')}], dlc's [${want}]`);
+    outs.set(l.name, out);
+    built.push([l, layer]);
+  }
+  const model = tf.model({ inputs: outs.get(spec.input)!, outputs: outs.get(spec.output)!, name: spec.name });
+  const byName = new Map(weights.map((w) => [w.name, w]));
+  let copied = 0;
+  for (const [l, layer] of built) {
+    const ws = l.weights.map((n) => byName.get(n) ?? (() => { throw new Error(`tfjs resnet: no initial value for ${n}`); })());
+    if (layer.weights.length !== ws.length) throw new Error(`tfjs resnet: '${l.name}' has ${layer.weights.length} TF.js weights, dlc has ${ws.length} (${l.weights.join(', ')})`);
+    layer.weights.forEach((v, i) => {
+      const local = ws[i].name.slice(l.name.length + 1);
+      if (!v.originalName.endsWith(`/${local}`) || v.shape.join() !== ws[i].shape.join()) {
+        throw new Error(`tfjs resnet: '${l.name}' weight ${i} is ${v.originalName} [${v.shape.join(', ')}], dlc's is ${ws[i].name} [${ws[i].shape.join(', ')}]`);
+      }
+    });
+    if (ws.length) {
+      const ts = ws.map((w) => tf.tensor(w.data, w.shape));
+      layer.setWeights(ts);
+      tf.dispose(ts);
+      copied += ws.length;
+    }
+  }
+  if (copied !== weights.length) throw new Error(`tfjs resnet: copied ${copied} of dlc's ${weights.length} weights`);
+  const o = spec.optimizer;
+  model.compile({ optimizer: tf.train.adam(o.learningRate, o.beta1, o.beta2, o.epsilon), loss: 'sparseCategoricalCrossentropy' });
+  return model;
+}
+
+export const tfjsWasmResnet: SystemDef = {
+  id: 'tfjs-wasm-resnet',
+  notes: ['tfjs-wasm-resnet: the ResNet example rebuilt with tf.input/tf.layers/tf.model by walking the dlc model graph (bench/model-spec.ts), dlc\'s initial weights copied layer by layer; same wasm backend and Conv2DBackpropFilter as tfjs-wasm'],
+  measure: { modes: ['resnet train b32'] },
+  async setup(_d: BenchData, log) {
+    const { spec, weights } = loadModelSpec(RESNET_SPEC_FILE);
+    const tf = await initWasmBackend(log);
+    if ('failed' in tf) return tf;
+    const model = buildFromSpec(tf, spec, weights);
+    log(`${spec.name}: ${model.layers.length} TF.js layers, ${model.countParams()} parameters (dlc: ${spec.params})`);
+    if (model.countParams() !== spec.params) return { failed: `TF.js model has ${model.countParams()} parameters, dlc's ${spec.params}` };
+    const fwd = 2 * spec.fwdMacsPerSample;
+    return layersRunner(tf, model, log, { forward: fwd, train: 3 * fwd });
+  },
 };
