@@ -62,6 +62,28 @@ interface Inputs {
 
 const isTensorLike = (v: unknown): boolean => !!v && typeof v === 'object' && 'data' in v && 'shape' in v;
 
+/**
+ * The arrays of `v` in the order of `names` (the model's inputs, or its outputs for labels): one
+ * tensor when there is one name, a list in that order, or an object keyed by name.
+ */
+function byName(v: unknown, names: readonly string[], what: string, kind: 'input' | 'output'): unknown[] {
+  const arrays = kind === 'input' ? 'input arrays' : 'label arrays';
+  if (isTensorLike(v)) {
+    if (names.length !== 1) fail(`${what}: the model has ${names.length} ${kind}s (${names.join(', ')}); pass a list in that order or an object keyed by ${kind} name`);
+    return [v];
+  }
+  if (Array.isArray(v) && v.every(isTensorLike)) {
+    if (v.length !== names.length) fail(`${what}: expected ${names.length} ${arrays} (${names.join(', ')}), got ${v.length}`);
+    return v;
+  }
+  if (v && typeof v === 'object' && !Array.isArray(v)) {
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!names.includes(k)) fail(`${what}: no model ${kind} is named '${k}'; the ${kind}s are ${names.join(', ')}`);
+    return names.map((n) => (n in o ? o[n] : fail(`${what}: missing ${kind === 'input' ? 'input' : 'labels for output'} '${n}' (the ${kind}s are ${names.join(', ')})`)));
+  }
+  return fail(`${what}: expected a tensor {data, shape}${names.length > 1 ? `, a list of them or an object keyed by ${kind} name` : ''}, got ${v === null ? 'null' : typeof v}`);
+}
+
 export class LayersModel extends GraphModel {
   private readonly sessions = new Map<string, { session: Session; version: number }>();
   private owner: Session | null = null;
@@ -155,20 +177,7 @@ export class LayersModel extends GraphModel {
    */
   private checkX(x: unknown, what: string): Inputs {
     const names = this.inputNames;
-    let parts: unknown[];
-    if (isTensorLike(x)) {
-      if (names.length !== 1) fail(`${what}: the model has ${names.length} inputs (${names.join(', ')}); pass a list in that order or an object keyed by input name`);
-      parts = [x];
-    } else if (Array.isArray(x) && x.every(isTensorLike)) {
-      if (x.length !== names.length) fail(`${what}: expected ${names.length} input arrays (${names.join(', ')}), got ${x.length}`);
-      parts = x;
-    } else if (x && typeof x === 'object' && !Array.isArray(x)) {
-      const o = x as Record<string, unknown>;
-      for (const k of Object.keys(o)) if (!names.includes(k)) fail(`${what}: no model input is named '${k}'; the inputs are ${names.join(', ')}`);
-      parts = names.map((n) => (n in o ? o[n] : fail(`${what}: missing input '${n}' (the inputs are ${names.join(', ')})`)));
-    } else {
-      return fail(`${what}: expected a tensor {data, shape}${names.length > 1 ? ', a list of them or an object keyed by input name' : ''}, got ${x === null ? 'null' : typeof x}`);
-    }
+    const parts = byName(x, names, what, 'input');
     const label = (i: number) => (names.length === 1 ? what : `${what} input '${names[i]}'`);
     const checked = parts.map((p, i) => checkInputs(p, this.inputs[i].shape, label(i)));
     checked.forEach((c, i) => {
@@ -180,20 +189,7 @@ export class LayersModel extends GraphModel {
   /** Labels: one tensor for a one-output model, else a list in output order or keyed by output name. */
   private checkY(y: unknown, c: Compiled, n: number, what: string): (Float32Array | Int32Array)[] {
     const names = this.outputNames;
-    let parts: unknown[];
-    if (isTensorLike(y)) {
-      if (names.length !== 1) fail(`${what}: the model has ${names.length} outputs (${names.join(', ')}); pass a list of labels in that order or an object keyed by output name`);
-      parts = [y];
-    } else if (Array.isArray(y) && y.every(isTensorLike)) {
-      if (y.length !== names.length) fail(`${what}: expected ${names.length} label arrays (${names.join(', ')}), got ${y.length}`);
-      parts = y;
-    } else if (y && typeof y === 'object' && !Array.isArray(y)) {
-      const o = y as Record<string, unknown>;
-      for (const k of Object.keys(o)) if (!names.includes(k)) fail(`${what}: no model output is named '${k}'; the outputs are ${names.join(', ')}`);
-      parts = names.map((nm) => (nm in o ? o[nm] : fail(`${what}: missing labels for output '${nm}' (the outputs are ${names.join(', ')})`)));
-    } else {
-      return fail(`${what}: expected a tensor {data, shape}${names.length > 1 ? ', a list of them or an object keyed by output name' : ''}, got ${y === null ? 'null' : typeof y}`);
-    }
+    const parts = byName(y, names, what, 'output');
     return parts.map((p, i) => checkLabels(p, c.losses[i], this.outputs[i].shape, n, names.length === 1 ? what : `${what} output '${names[i]}'`));
   }
 
