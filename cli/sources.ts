@@ -180,14 +180,24 @@ export async function artifactSource(dir: string, backend: BackendName | undefin
   if (backend === 'interp') throw new CliError("an artifact runs on 'wasm' or 'webgpu'; 'interp' needs the model file", 2);
   const m: ArtifactModel = await loadArtifact(base, { backend: backend ?? 'wasm', ...(weights ? { weights: readFlagFile('weights', weights), weightsName: weights } : {}) });
   const man = m.manifest;
-  const inPer = numel(man.model.inputShape);
-  const classes = numel(man.model.outputShape);
+  const { inputs, outputs } = man.model;
+  if (inputs.length !== 1 || outputs.length !== 1) {
+    m.dispose();
+    const list = (ts: typeof inputs) => ts.map((t) => `${t.name} [${t.shape.join(', ')}]`).join(', ');
+    throw new DlcError(
+      `${base}: dlc train/eval/predict feed MNIST digits to an artifact of one input and one output; '${man.model.name}' has ${inputs.length} input${inputs.length === 1 ? '' : 's'} (${list(inputs)}) and ${outputs.length} output${outputs.length === 1 ? '' : 's'} (${list(outputs)}). Load it from a program (its index.js) and call predictMany/trainStep`,
+    );
+  }
+  const inputShape = inputs[0].shape;
+  const outputShape = outputs[0].shape;
+  const inPer = numel(inputShape);
+  const classes = numel(outputShape);
   const src: Source = {
     kind: 'artifact',
     name: man.model.name,
     target: 'labels',
-    inputShape: man.model.inputShape,
-    outputShape: man.model.outputShape,
+    inputShape,
+    outputShape,
     predict: (x) => m.predict(x),
     async evaluate(x, labels) {
       return scoreOutputs(await m.predict(x), labels, classes);

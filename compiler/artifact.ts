@@ -4,8 +4,9 @@
  * manifest types.
  *
  * Layout of OUT:
- *   manifest.json                       format, version, model shapes, state; per entry its inputs and
- *                                       outputs with arena offsets, the buffer plan and kernel schedule
+ *   manifest.json                       format, version, the model's named inputs and outputs, state; per
+ *                                       entry its inputs (each x/y saying which model input/output it
+ *                                       feeds) and outputs with arena offsets, buffer plan, kernel schedule
  *   predict.wasm, train_step.wasm       one module per entry point (exports `memory` and `run`)
  *   webgpu/<entry>/NN-<kernel>.wgsl     one shader per kernel, in dispatch order
  *   weights.safetensors                 the initial (or `--weights`) weights, F32, by weight name
@@ -25,7 +26,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { numel } from '../ir/types.ts';
 import type { ArtifactBackend, EntryInput, EntryManifest, EntryName, Manifest, StateSpec } from '../runtime/artifact.ts';
-import { ARTIFACT_FORMAT, ARTIFACT_VERSION } from '../runtime/artifact.ts';
+import { ARTIFACT_FORMAT, ARTIFACT_VERSION, ARTIFACT_VERSION_SINGLE_IO } from '../runtime/artifact.ts';
 import { emitWasm, wasmMemoryBytes } from './codegen/wasm.ts';
 import { wasmText } from './codegen/wat.ts';
 import { bufferBytes } from './kernel/plan.ts';
@@ -109,9 +110,6 @@ export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
   const kinds = (['predict', 'train'] as const).filter((k) => (opts.entries ?? (model.compiled ? ['predict', 'train'] : ['predict'])).includes(k));
   if (kinds.length === 0) fail('compile: no entry point; use predict, train or both');
   if (kinds.includes('train') && !model.compiled) fail("compile --entry train: the model has no optimizer and loss; call model.compile({optimizer, loss}) in the model file");
-  if (model.inputs.length !== 1 || model.outputs.length !== 1) {
-    fail(`compile: artifacts carry one input and one output today; model '${model.name}' has ${model.inputs.length} inputs (${model.inputNames.join(', ')}) and ${model.outputs.length} outputs (${model.outputNames.join(', ')}). Use the library (fit/predictMany) for it`);
-  }
   const weights = initialWeights(model, opts.weights);
 
   const files = new Map<string, string | Uint8Array>();
@@ -122,13 +120,20 @@ export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
     const step = model.stepFunction(kind, batch);
     const compiled = compileStep(model, kind, batch);
     const { program: p, plan } = compiled;
-    const roleOf = (i: number): EntryInput['role'] => (i === step.xs[0] ? 'x' : i === step.ys[0] ? 'y' : i === step.mask ? 'mask' : 'state');
-    const inputs = p.inputs.map((id, i) => {
+    // Model inputs (`x`) and labels (`y`) say which model input or output they belong to.
+    const roleOf = (i: number): Pick<EntryInput, 'role' | 'feeds'> => {
+      const x = step.xs.indexOf(i);
+      if (x >= 0) return { role: 'x', feeds: model.inputNames[x] };
+      const y = step.ys.indexOf(i);
+      if (y >= 0) return { role: 'y', feeds: model.outputNames[y] };
+      return { role: i === step.mask ? 'mask' : 'state' };
+    };
+    const inputs = p.inputs.map((id, i): EntryInput => {
       const b = p.buffers[id];
       const expected = step.func.inputs[i].params.name;
       // The runtime finds buffers by these names; a mismatch would silently load the wrong tensor.
       if (b.name !== expected) throw new Error(`artifact: program input ${i} is '${b.name}', the step function's is '${expected}'`);
-      return { name: b.name, role: roleOf(i), dtype: b.dtype, shape: [...b.shape], offset: plan.offsets[id] };
+      return { name: b.name, ...roleOf(i), dtype: b.dtype, shape: [...b.shape], offset: plan.offsets[id] };
     });
     const outputs = p.outputs.map((id, i) => ({ name: p.outputNames[i], dtype: p.buffers[id].dtype, shape: [...p.buffers[id].shape], offset: plan.offsets[id] }));
     const codegenMs: Partial<Record<ArtifactBackend, number>> = {};
@@ -172,10 +177,18 @@ export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
   const stateKind: StepKind = kinds.includes('train') ? 'train' : 'predict';
   const weightNames = new Set(model.weightInfo.map((w) => w.name));
   const state: StateSpec[] = model.stateInfo(stateKind).map((s) => ({ name: s.name, dtype: s.dtype, shape: [...s.shape], init: weightNames.has(s.name) ? 'weights' : 'zeros' }));
+  // A one-input/one-output model keeps inputShape/outputShape and version 1, so every loader reads it;
+  // any other model needs a loader that knows named inputs and outputs (version 2).
+  const single = model.inputs.length === 1 && model.outputs.length === 1;
   const manifest: Manifest = {
     format: ARTIFACT_FORMAT,
-    version: ARTIFACT_VERSION,
-    model: { name: model.name, inputShape: [...model.inputShape], outputShape: [...model.outputShape] },
+    version: single ? ARTIFACT_VERSION_SINGLE_IO : ARTIFACT_VERSION,
+    model: {
+      name: model.name,
+      inputs: model.inputNames.map((name, i) => ({ name, shape: [...model.inputShapes[i]] })),
+      outputs: model.outputNames.map((name, i) => ({ name, shape: [...model.outputShapes[i]] })),
+      ...(single ? { inputShape: [...model.inputShape], outputShape: [...model.outputShape] } : {}),
+    },
     batchSize: batch,
     entries: manifestEntries,
     state,
@@ -207,17 +220,25 @@ export function stepWgsl(c: Compiled): WgslKernel[] {
 }
 
 // ---- index.js / index.d.ts ----
+// A one-input/one-output model's loader exports inputShape/outputShape and types predict/trainStep on
+// single arrays (as before named inputs existed, so those files did not change); any other model's
+// exports `inputs`/`outputs` and types each input, output and label array by name.
+
+const isSingleIO = (m: Manifest) => m.model.inputs.length === 1 && m.model.outputs.length === 1;
 
 function indexJs(m: Manifest): string {
+  const frozen = (ts: Manifest['model']['inputs']) => `Object.freeze([${ts.map((t) => `Object.freeze({ name: ${JSON.stringify(t.name)}, shape: Object.freeze(${JSON.stringify(t.shape)}) })`).join(', ')}])`;
+  const shapes = isSingleIO(m)
+    ? [`export const inputShape = Object.freeze(${JSON.stringify(m.model.inputs[0].shape)});`, `export const outputShape = Object.freeze(${JSON.stringify(m.model.outputs[0].shape)});`]
+    : [`export const inputs = ${frozen(m.model.inputs)};`, `export const outputs = ${frozen(m.model.outputs)};`];
   return `/**
  * @file Loader of the dlc artifact for model "${m.model.name}" (generated by \`dlc compile\`; do not edit).
- * Usage: import { load } from './index.js'; const m = await load({ backend: 'wasm' }); await m.predict(x);
+ * Usage: import { load } from './index.js'; const m = await load({ backend: 'wasm' }); await m.${isSingleIO(m) ? 'predict' : 'predictMany'}(x);
  */
 import { loadArtifact } from './dlc-runtime.js';
 
 export const modelName = ${JSON.stringify(m.model.name)};
-export const inputShape = Object.freeze(${JSON.stringify(m.model.inputShape)});
-export const outputShape = Object.freeze(${JSON.stringify(m.model.outputShape)});
+${shapes.join('\n')}
 export const batchSize = ${m.batchSize};
 export const targets = Object.freeze(${JSON.stringify(m.targets)});
 
@@ -228,47 +249,88 @@ export function load(options = {}) {
 `;
 }
 
+const RESERVED = new Set(
+  'break case catch class const continue debugger default delete do else enum export extends false finally for function if import in instanceof new null return super switch this throw true try typeof var void while with'.split(' '),
+);
+/** A property key: the name itself when it is an identifier, else quoted. */
+const propKey = (n: string) => (/^[A-Za-z_$][\w$]*$/.test(n) ? n : JSON.stringify(n));
+/** A labelled tuple type when every name can be a label, else a plain one. */
+function tupleType(names: readonly string[], types: readonly string[], readonly: boolean): string {
+  const labelled = names.every((n) => /^[A-Za-z_$][\w$]*$/.test(n) && !RESERVED.has(n));
+  return `${readonly ? 'readonly ' : ''}[${types.map((t, i) => (labelled ? `${names[i]}: ${t}` : t)).join(', ')}]`;
+}
+
+function loadOptionsDts(m: Manifest, weightNames: readonly string[]): string[] {
+  return [
+    `export type Backend = ${m.targets.map((t) => `'${t}'`).join(' | ')};`,
+    `/** Weight names, as in weights.safetensors and getWeights(). */`,
+    `export type WeightName = ${weightNames.map((n) => JSON.stringify(n)).join(' | ') || 'never'};`,
+  ];
+}
+
+const LOAD_OPTIONS_DTS = [
+  `export interface LoadOptions {`,
+  `  /** Where the steps run (default 'wasm'). */`,
+  `  readonly backend?: Backend;`,
+  `  /** Safetensors bytes (e.g. from saveWeights()) to start from instead of weights.safetensors. */`,
+  `  readonly weights?: Uint8Array;`,
+  `  /** WebGPU only: a GPUDevice to use instead of requesting one. */`,
+  `  readonly device?: unknown;`,
+  `}`,
+  '',
+];
+
+const MODEL_TAIL_DTS = [
+  `  /** The current weights by name. */`,
+  `  getWeights(): Promise<Record<WeightName, Float32Array>>;`,
+  `  /** The current weights as safetensors bytes (for load({ weights }) or dlc compile --weights). */`,
+  `  saveWeights(): Promise<Uint8Array>;`,
+  `  /** Release the programs (GPU buffers). */`,
+  `  dispose(): void;`,
+  `}`,
+  '',
+  `/** Load this artifact; refuses a damaged or mismatched one with a message naming the file. */`,
+  `export declare function load(options?: LoadOptions): Promise<Model>;`,
+  '',
+];
+
 function indexDts(m: Manifest): string {
-  const inPer = numel(m.model.inputShape);
-  const outPer = numel(m.model.outputShape);
+  return isSingleIO(m) ? indexDtsSingle(m) : indexDtsMany(m);
+}
+
+function indexDtsSingle(m: Manifest): string {
+  const inShape = m.model.inputs[0].shape;
+  const outShape = m.model.outputs[0].shape;
+  const inPer = numel(inShape);
+  const outPer = numel(outShape);
   const tuple = (s: readonly number[]) => `readonly [${s.join(', ')}]`;
   const train = m.entries.train_step;
   const weightNames = m.state.filter((s) => s.init === 'weights').map((s) => s.name);
   const lines = [
     `/**`,
     ` * @file Types of the dlc artifact for model "${m.model.name}" (generated by \`dlc compile\`; do not edit).`,
-    ` * One sample is f32${shapeOf(m.model.inputShape)} (${inPer} values, row-major); the model outputs f32${shapeOf(m.model.outputShape)} (${outPer} values) per sample.`,
+    ` * One sample is f32${shapeOf(inShape)} (${inPer} values, row-major); the model outputs f32${shapeOf(outShape)} (${outPer} values) per sample.`,
     ` * Compiled for batches of ${m.batchSize}; targets: ${m.targets.join(', ')}.`,
     ` */`,
     '',
-    `export type Backend = ${m.targets.map((t) => `'${t}'`).join(' | ')};`,
-    `/** Weight names, as in weights.safetensors and getWeights(). */`,
-    `export type WeightName = ${weightNames.map((n) => JSON.stringify(n)).join(' | ') || 'never'};`,
+    ...loadOptionsDts(m, weightNames),
     '',
     `export declare const modelName: ${JSON.stringify(m.model.name)};`,
     `/** Shape of one input sample. */`,
-    `export declare const inputShape: ${tuple(m.model.inputShape)};`,
+    `export declare const inputShape: ${tuple(inShape)};`,
     `/** Shape of one output sample. */`,
-    `export declare const outputShape: ${tuple(m.model.outputShape)};`,
+    `export declare const outputShape: ${tuple(outShape)};`,
     `export declare const batchSize: ${m.batchSize};`,
     `export declare const targets: readonly Backend[];`,
     '',
-    `export interface LoadOptions {`,
-    `  /** Where the steps run (default 'wasm'). */`,
-    `  readonly backend?: Backend;`,
-    `  /** Safetensors bytes (e.g. from saveWeights()) to start from instead of weights.safetensors. */`,
-    `  readonly weights?: Uint8Array;`,
-    `  /** WebGPU only: a GPUDevice to use instead of requesting one. */`,
-    `  readonly device?: unknown;`,
-    `}`,
-    '',
+    ...LOAD_OPTIONS_DTS,
   ];
   const predictDoc = [
     `export interface Model {`,
     `  readonly backend: Backend;`,
     `  /**`,
-    `   * Outputs for N >= 1 samples: x is f32[N, ${m.model.inputShape.join(', ')}] (N * ${inPer} values); the result is`,
-    `   * f32[N, ${m.model.outputShape.join(', ')}] (N * ${outPer} values). Runs in batches of ${m.batchSize}.`,
+    `   * Outputs for N >= 1 samples: x is f32[N, ${inShape.join(', ')}] (N * ${inPer} values); the result is`,
+    `   * f32[N, ${outShape.join(', ')}] (N * ${outPer} values). Runs in batches of ${m.batchSize}.`,
     `   */`,
     `  predict(x: Float32Array): Promise<Float32Array>;`,
   ];
@@ -284,7 +346,7 @@ function indexDts(m: Manifest): string {
       '',
       ...predictDoc,
       `  /**`,
-      `   * One optimizer step on n <= ${m.batchSize} samples: x is f32[n, ${m.model.inputShape.join(', ')}], y is ${y.dtype}[n${y.shape.length > 1 ? `, ${y.shape.slice(1).join(', ')}` : ''}]`,
+      `   * One optimizer step on n <= ${m.batchSize} samples: x is f32[n, ${inShape.join(', ')}], y is ${y.dtype}[n${y.shape.length > 1 ? `, ${y.shape.slice(1).join(', ')}` : ''}]`,
       `   * (${yPer} value${yPer === 1 ? '' : 's'} per sample), mask (default all ones) weights each sample's loss.`,
       `   */`,
       `  trainStep(x: Float32Array, y: Int32Array | Float32Array, mask?: Float32Array): Promise<TrainResult>;`,
@@ -292,19 +354,97 @@ function indexDts(m: Manifest): string {
   } else {
     lines.push(...predictDoc);
   }
-  lines.push(
-    `  /** The current weights by name. */`,
-    `  getWeights(): Promise<Record<WeightName, Float32Array>>;`,
-    `  /** The current weights as safetensors bytes (for load({ weights }) or dlc compile --weights). */`,
-    `  saveWeights(): Promise<Uint8Array>;`,
-    `  /** Release the programs (GPU buffers). */`,
-    `  dispose(): void;`,
+  lines.push(...MODEL_TAIL_DTS);
+  return lines.join('\n');
+}
+
+function indexDtsMany(m: Manifest): string {
+  const { inputs, outputs } = m.model;
+  const B = m.batchSize;
+  const train = m.entries.train_step;
+  const weightNames = m.state.filter((s) => s.init === 'weights').map((s) => s.name);
+  const f32 = (n: string, s: readonly number[]) => `f32[${[n, ...s].join(', ')}]`;
+  const listed = (ts: typeof inputs, n: string) => ts.map((t) => `${t.name} ${f32(n, t.shape)}`).join(', ');
+  const names = (ts: typeof inputs) => ts.map((t) => JSON.stringify(t.name)).join(' | ');
+  const consts = (ts: typeof inputs) => `readonly [${ts.map((t) => `{ readonly name: ${JSON.stringify(t.name)}; readonly shape: readonly [${t.shape.join(', ')}] }`).join(', ')}]`;
+  const xType = 'Inputs | InputList';
+  const lines = [
+    `/**`,
+    ` * @file Types of the dlc artifact for model "${m.model.name}" (generated by \`dlc compile\`; do not edit).`,
+    ` * Inputs, f32 per sample (row-major): ${inputs.map((t) => `${t.name} ${shapeOf(t.shape)} (${numel(t.shape)} values)`).join(', ')}.`,
+    ` * Outputs, f32 per sample: ${outputs.map((t) => `${t.name} ${shapeOf(t.shape)} (${numel(t.shape)} values)`).join(', ')}.`,
+    ` * Compiled for batches of ${B}; targets: ${m.targets.join(', ')}.`,
+    ` */`,
+    '',
+    ...loadOptionsDts(m, weightNames),
+    `/** The model's input names, in order. */`,
+    `export type InputName = ${names(inputs)};`,
+    `/** The model's output names, in order. */`,
+    `export type OutputName = ${names(outputs)};`,
+    '',
+    `export declare const modelName: ${JSON.stringify(m.model.name)};`,
+    `/** The model's inputs in order: name and shape of one sample. */`,
+    `export declare const inputs: ${consts(inputs)};`,
+    `/** The model's outputs in order: name and shape of one sample. */`,
+    `export declare const outputs: ${consts(outputs)};`,
+    `export declare const batchSize: ${B};`,
+    `export declare const targets: readonly Backend[];`,
+    '',
+    `/** One Float32Array per model input, by name; each holds the same N samples, row-major. */`,
+    `export interface Inputs {`,
+    ...inputs.flatMap((t) => [`  /** ${f32('N', t.shape)} (N * ${numel(t.shape)} values). */`, `  readonly ${propKey(t.name)}: Float32Array;`]),
     `}`,
+    `/** The same arrays as a list, in input order (${inputs.map((t) => t.name).join(', ')}). */`,
+    `export type InputList = ${tupleType(inputs.map((t) => t.name), inputs.map(() => 'Float32Array'), true)};`,
+    `/** What predictMany returns: one Float32Array per model output, in output order (${outputs.map((t) => t.name).join(', ')}). */`,
+    `export type Outputs = ${tupleType(outputs.map((t) => t.name), outputs.map(() => 'Float32Array'), false)};`,
     '',
-    `/** Load this artifact; refuses a damaged or mismatched one with a message naming the file. */`,
-    `export declare function load(options?: LoadOptions): Promise<Model>;`,
-    '',
+  ];
+  if (train) {
+    const labels = outputs.map((t) => {
+      const y = train.inputs.find((i) => i.role === 'y' && i.feeds === t.name)!;
+      const per = numel(y.shape) / B;
+      return y.dtype === 'f32'
+        ? { type: 'Float32Array', doc: `${f32('n', y.shape.slice(1))} (${per} value${per === 1 ? '' : 's'} per sample).` }
+        : { type: 'Int32Array | Float32Array', doc: `${y.dtype}[n]: one class in [0, ${numel(t.shape)}) per sample.` };
+    });
+    lines.push(
+      `/** Labels of a train step: one array per model output, by name, each for the same n samples as x. */`,
+      `export interface Labels {`,
+      ...outputs.flatMap((t, j) => [`  /** ${labels[j].doc} */`, `  readonly ${propKey(t.name)}: ${labels[j].type};`]),
+      `}`,
+      `/** The same arrays as a list, in output order (${outputs.map((t) => t.name).join(', ')}). */`,
+      `export type LabelList = ${tupleType(outputs.map((t) => t.name), labels.map((l) => l.type), true)};`,
+      `/** Loss and metrics of one train step (means over the unmasked samples). */`,
+      `export interface TrainResult {`,
+      ...Object.keys(train.results).map((r) => `  readonly ${propKey(r)}: number;`),
+      `}`,
+      '',
+    );
+  }
+  lines.push(
+    ...LOAD_OPTIONS_DTS,
+    `export interface Model {`,
+    `  readonly backend: Backend;`,
+    `  /**`,
+    `   * Outputs for N >= 1 samples of every input (${listed(inputs, 'N')}; by name or in that order):`,
+    `   * ${listed(outputs, 'N')}, in that order. Runs in batches of ${B}.`,
+    `   */`,
+    `  predictMany(x: ${xType}): Promise<Outputs>;`,
   );
+  if (outputs.length === 1) {
+    lines.push(`  /** The one output, ${f32('N', outputs[0].shape)}, for N >= 1 samples of every input (as predictMany). */`, `  predict(x: ${xType}): Promise<Float32Array>;`);
+  }
+  if (train) {
+    lines.push(
+      `  /**`,
+      `   * One optimizer step on n <= ${B} samples: x holds n samples of every input (as predictMany), y their labels`,
+      `   * (Labels, by name or in output order), mask (default all ones) weights each sample's loss.`,
+      `   */`,
+      `  trainStep(x: ${xType}, y: Labels | LabelList, mask?: Float32Array): Promise<TrainResult>;`,
+    );
+  }
+  lines.push(...MODEL_TAIL_DTS);
   return lines.join('\n');
 }
 

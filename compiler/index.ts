@@ -48,5 +48,5 @@ export type { Artifact, ArtifactEntry, ArtifactOptions } from './artifact.ts';
 export type { PassRecord } from './pipeline.ts';
 // The artifact runtime, for programs (and the CLI) that load what `dlc compile` wrote.
 export { ArtifactError, chromeTrace, formatDispatch, loadArtifact, readSafetensors, setDispatchTrace, writeSafetensors } from '../runtime/index.ts';
-export type { ArtifactModel, DispatchEvent, LoadOptions, Manifest } from '../runtime/index.ts';
+export type { ArtifactInputs, ArtifactLabels, ArtifactModel, DispatchEvent, LoadOptions, Manifest, ModelSpec, ModelTensor } from '../runtime/index.ts';
 export { detectRelaxedSimd } from '../runtime/wasm.ts';

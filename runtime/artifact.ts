@@ -9,6 +9,12 @@
  * weights file holds every weight of the right dtype and shape. Optimizer state (slots, `step`)
  * starts at zero, as the manifest's `init: "zeros"` says.
  *
+ * A model has any number of named inputs and outputs (`manifest.model.inputs`/`outputs`); each entry
+ * input of role `x` or `y` names the model input or output it `feeds`. `predict` and `trainStep` take
+ * one Float32Array for a one-input/one-output model, and for any model a list in input (output) order
+ * or an object keyed by name; `predictMany` returns one array per output. Every bad argument is an
+ * ArtifactError naming the input or output, thrown before anything runs.
+ *
  * Execution mirrors the library's backends: one program per entry point (`predict`, `train_step`),
  * each with its own arena at the offsets the manifest lists. The newest state lives in whichever
  * program ran last: a train step leaves it in `train_step` (its `X.next` outputs copied onto the `X`
@@ -24,7 +30,16 @@ import type { ArenaCopy, GpuProgram } from './webgpu.ts';
 import { copyBetween, createProgram, requestGpuDevice } from './webgpu.ts';
 
 export const ARTIFACT_FORMAT = 'dlc-artifact';
-export const ARTIFACT_VERSION = 1;
+/**
+ * The newest manifest version this runtime reads; it reads every version from 1. A manifest carries
+ * the lowest version whose loaders read it: 1 for a model of one input and one output (the fields
+ * added since, named inputs/outputs and `feeds`, are extra to a version-1 loader), 2 for a model of
+ * several inputs or outputs, which has no `inputShape`/`outputShape`, so that version-1 loaders
+ * refuse it by its version rather than fail on the missing shapes.
+ */
+export const ARTIFACT_VERSION = 2;
+/** The version of manifests of one-input/one-output models (see ARTIFACT_VERSION). */
+export const ARTIFACT_VERSION_SINGLE_IO = 1;
 
 export type ArtifactBackend = 'wasm' | 'webgpu';
 export type EntryName = 'predict' | 'train_step';
@@ -39,6 +54,8 @@ export interface TensorSpec {
 
 export interface EntryInput extends TensorSpec {
   readonly role: InputRole;
+  /** Role `x`: the model input this buffer carries; role `y`: the model output whose labels it holds. */
+  readonly feeds?: string;
   /** Byte offset of the buffer in the entry's arena (Wasm memory or the WebGPU storage buffer). */
   readonly offset: number;
 }
@@ -50,7 +67,11 @@ export interface EntryOutput extends TensorSpec {
 export interface EntryManifest {
   readonly inputs: readonly EntryInput[];
   readonly outputs: readonly EntryOutput[];
-  /** Named results (`output`, `loss`, `accuracy`) by output index. */
+  /**
+   * Named results by output index: for predict each model output (`output` when the model has one,
+   * else the output's name); for the train step `loss`, metrics, and `<output>_loss` when the model
+   * has several outputs.
+   */
   readonly results: Readonly<Record<string, number>>;
   /** Output `output` is the next value of input `input` (train step state). */
   readonly updates: readonly { readonly output: number; readonly input: number }[];
@@ -95,10 +116,28 @@ export interface StateSpec extends TensorSpec {
   readonly init: 'weights' | 'zeros';
 }
 
+/** A model input or output: its name in the model and the shape of one sample (f32). */
+export interface ModelTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+
+export interface ModelSpec {
+  readonly name: string;
+  /** The model's inputs, in order. */
+  readonly inputs: readonly ModelTensor[];
+  /** The model's outputs, in order. */
+  readonly outputs: readonly ModelTensor[];
+  /** One-input/one-output models only (version 1): `inputs[0].shape`, `outputs[0].shape`. */
+  readonly inputShape?: readonly number[];
+  readonly outputShape?: readonly number[];
+}
+
 export interface Manifest {
   readonly format: typeof ARTIFACT_FORMAT;
+  /** The lowest manifest version whose loaders read this file (see ARTIFACT_VERSION). */
   readonly version: number;
-  readonly model: { readonly name: string; readonly inputShape: readonly number[]; readonly outputShape: readonly number[] };
+  readonly model: ModelSpec;
   readonly batchSize: number;
   readonly entries: { readonly predict?: EntryManifest; readonly train_step?: EntryManifest };
   readonly state: readonly StateSpec[];
@@ -122,13 +161,29 @@ export interface LoadOptions {
   readonly device?: GPUDevice;
 }
 
+/**
+ * Model inputs: one Float32Array for a one-input model, else (or also) one per input, in input order
+ * or keyed by input name. Each holds N samples, row-major.
+ */
+export type ArtifactInputs = Float32Array | readonly Float32Array[] | Readonly<Record<string, Float32Array>>;
+/** Labels: one array for a one-output model, else (or also) one per output, in output order or keyed by output name. */
+export type ArtifactLabels = Int32Array | Float32Array | readonly (Int32Array | Float32Array)[] | Readonly<Record<string, Int32Array | Float32Array>>;
+
 export interface ArtifactModel {
   readonly manifest: Manifest;
   readonly backend: ArtifactBackend;
-  /** Outputs for N samples (any N >= 1; run in batches of `manifest.batchSize`, the last one padded). */
-  predict(x: Float32Array): Promise<Float32Array>;
-  /** One optimizer step on n <= batchSize samples (a short batch is padded and masked); loss and metrics. */
-  trainStep(x: Float32Array, y: Int32Array | Float32Array, mask?: Float32Array): Promise<Record<string, number> & { loss: number }>;
+  /**
+   * The one output for N samples (any N >= 1; run in batches of `manifest.batchSize`, the last one
+   * padded). A model of several outputs refuses it: use predictMany.
+   */
+  predict(x: ArtifactInputs): Promise<Float32Array>;
+  /** One Float32Array per model output, in output order, for N samples of every input. */
+  predictMany(x: ArtifactInputs): Promise<Float32Array[]>;
+  /**
+   * One optimizer step on n <= batchSize samples (a short batch is padded and masked); loss and
+   * metrics (and `<output>_loss`, `<output>_<metric>` for a model of several outputs).
+   */
+  trainStep(x: ArtifactInputs, y: ArtifactLabels, mask?: Float32Array): Promise<Record<string, number> & { loss: number }>;
   /** The current weights by name (not the optimizer state). */
   getWeights(): Promise<Record<string, Float32Array>>;
   /** The current weights as safetensors bytes (what `dlc compile --weights` and `load({weights})` read). */
@@ -187,7 +242,16 @@ function checkFinite(what: string, a: Float32Array | Int32Array, per: number): v
   }
 }
 
-/** Check format and version before trusting any other field. */
+const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+const isShape = (v: unknown): v is number[] => Array.isArray(v) && v.every((d) => Number.isInteger(d) && d >= 0);
+const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
+
+/**
+ * Check format and version before trusting any other field, then that the entries carry every model
+ * input, output and state buffer the runtime will use (so a hand-edited manifest is refused here,
+ * naming the field, rather than failing later). Returns the manifest with the named inputs and
+ * outputs filled in for version-1 files written before they existed (named `input` and `output`).
+ */
 export function checkManifest(m: unknown): Manifest {
   const bad = (why: string): never => {
     throw new ArtifactError(`manifest.json: ${why}`);
@@ -195,9 +259,86 @@ export function checkManifest(m: unknown): Manifest {
   if (!m || typeof m !== 'object') bad('not a JSON object');
   const o = m as Partial<Manifest>;
   if (o.format !== ARTIFACT_FORMAT) bad(`format is ${JSON.stringify(o.format)}, expected "${ARTIFACT_FORMAT}" (is this a dlc artifact?)`);
-  if (o.version !== ARTIFACT_VERSION) bad(`artifact format version ${JSON.stringify(o.version)}, but this runtime reads version ${ARTIFACT_VERSION}; recompile the model with a matching dlc`);
-  if (!o.model || !Array.isArray(o.state) || !o.entries || !Number.isInteger(o.batchSize) || typeof o.weightsFile !== 'string' || !Array.isArray(o.targets)) bad('missing fields (model, batchSize, entries, state, weightsFile, targets)');
-  return o as Manifest;
+  if (!Number.isInteger(o.version) || o.version! < 1 || o.version! > ARTIFACT_VERSION) {
+    bad(`artifact format version ${JSON.stringify(o.version)}, but this runtime reads versions 1 to ${ARTIFACT_VERSION}; recompile the model with a matching dlc`);
+  }
+  if (!isObject(o.model) || !Array.isArray(o.state) || !isObject(o.entries) || !Number.isInteger(o.batchSize) || typeof o.weightsFile !== 'string' || !Array.isArray(o.targets)) bad('missing fields (model, batchSize, entries, state, weightsFile, targets)');
+  const model = modelSpec(o.model as unknown as Record<string, unknown>, bad);
+  const B = o.batchSize!;
+  const stateNames = new Set(o.state!.map((s) => s.name));
+  const entries: { predict?: EntryManifest; train_step?: EntryManifest } = {};
+  for (const name of ['predict', 'train_step'] as const) {
+    const e = o.entries![name] as EntryManifest | undefined;
+    if (e === undefined) continue;
+    const where = `entry '${name}'`;
+    if (!isObject(e) || !Array.isArray(e.inputs) || !Array.isArray(e.outputs) || !isObject(e.results) || !Array.isArray(e.updates)) bad(`${where}: missing fields (inputs, outputs, results, updates)`);
+    const badBuf = e.inputs.find((i) => !isObject(i) || typeof i.name !== 'string' || !isShape(i.shape) || !Number.isInteger(i.offset));
+    if (badBuf) bad(`${where}: input ${JSON.stringify(badBuf)} needs a name, shape and offset`);
+    if (e.outputs.some((i) => !isObject(i) || !isShape(i.shape) || !Number.isInteger(i.offset))) bad(`${where}: every output needs a shape and offset`);
+    // Version-1 files written before `feeds` existed: the one x and y feed the one input and output.
+    const inputs = e.inputs.map((i) => {
+      if ((i.role !== 'x' && i.role !== 'y') || typeof i.feeds === 'string') return i;
+      const of = i.role === 'x' ? model.inputs : model.outputs;
+      if (of.length !== 1) bad(`${where}: input '${i.name}' (role ${i.role}) does not say which model ${i.role === 'x' ? 'input' : 'output'} it feeds`);
+      return { ...i, feeds: of[0].name };
+    });
+    const fed = (role: 'x' | 'y', t: ModelTensor, what: string) => {
+      const found = inputs.filter((i) => i.role === role && i.feeds === t.name);
+      if (found.length !== 1) bad(`${where}: ${found.length === 0 ? 'no' : 'more than one'} input of role ${role} feeds model ${what} '${t.name}'`);
+      return found[0];
+    };
+    for (const t of model.inputs) {
+      const i = fed('x', t, 'input');
+      if (i.dtype !== 'f32' || !sameShape(i.shape, [B, ...t.shape])) bad(`${where}: input '${i.name}' for model input '${t.name}' is ${i.dtype}${fmt(i.shape)}, expected f32${fmt([B, ...t.shape])}`);
+    }
+    for (const i of inputs) {
+      if (i.role === 'x' && !model.inputs.some((t) => t.name === i.feeds)) bad(`${where}: input '${i.name}' feeds '${i.feeds}', which is not a model input (${model.inputs.map((t) => t.name).join(', ')})`);
+      if (i.role === 'y' && !model.outputs.some((t) => t.name === i.feeds)) bad(`${where}: input '${i.name}' holds labels of '${i.feeds}', which is not a model output (${model.outputs.map((t) => t.name).join(', ')})`);
+      if (i.role === 'state' && !stateNames.has(i.name)) bad(`${where}: state input '${i.name}' is not in the state list`);
+    }
+    const resultAt = (k: string) => {
+      const r = e.results[k];
+      if (!Number.isInteger(r) || r < 0 || r >= e.outputs.length) bad(`${where}: no result '${k}'`);
+      return e.outputs[r];
+    };
+    if (name === 'predict') {
+      model.outputs.forEach((t) => {
+        const out = resultAt(model.outputs.length === 1 ? 'output' : t.name);
+        if (out.dtype !== 'f32' || !sameShape(out.shape, [B, ...t.shape])) bad(`${where}: the output for '${t.name}' is ${out.dtype}${fmt(out.shape)}, expected f32${fmt([B, ...t.shape])}`);
+      });
+    } else {
+      for (const t of model.outputs) {
+        const y = fed('y', t, 'output');
+        if (y.shape[0] !== B || y.dtype === 'bool') bad(`${where}: the labels of '${t.name}' are ${y.dtype}${fmt(y.shape)}, expected ${B} samples of f32 or i32`);
+      }
+      const mask = inputs.filter((i) => i.role === 'mask');
+      if (mask.length !== 1 || mask[0].dtype !== 'f32' || !sameShape(mask[0].shape, [B])) bad(`${where}: needs one mask input, f32[${B}]`);
+      for (const k of Object.keys(e.results)) resultAt(k);
+      resultAt('loss');
+      for (const u of e.updates) {
+        if (!isObject(u) || !e.outputs[u.output] || e.inputs[u.input]?.role !== 'state') bad(`${where}: update ${JSON.stringify(u)} does not pair an output with a state input`);
+      }
+    }
+    entries[name] = { ...e, inputs };
+  }
+  return { ...(o as Manifest), model, entries };
+}
+
+/** The model's named inputs and outputs; a version-1 file without them has `inputShape`/`outputShape`. */
+function modelSpec(m: Record<string, unknown>, bad: (why: string) => never): ModelSpec {
+  if (typeof m.name !== 'string') bad('model.name is missing');
+  const list = (v: unknown, what: string): ModelTensor[] => {
+    if (!Array.isArray(v) || v.length === 0) return bad(`model.${what} must be a non-empty list of {name, shape}`);
+    const ts = v.map((t) => (isObject(t) && typeof t.name === 'string' && isShape(t.shape) ? { name: t.name, shape: t.shape } : bad(`model.${what}: ${JSON.stringify(t)} is not {name, shape}`)));
+    if (new Set(ts.map((t) => t.name)).size !== ts.length) bad(`model.${what}: two have one name`);
+    return ts;
+  };
+  const spec = m as unknown as ModelSpec;
+  if (m.inputs === undefined && m.outputs === undefined) {
+    if (!isShape(m.inputShape) || !isShape(m.outputShape)) bad('model has neither inputs/outputs nor inputShape/outputShape');
+    return { ...spec, inputs: [{ name: 'input', shape: spec.inputShape! }], outputs: [{ name: 'output', shape: spec.outputShape! }] };
+  }
+  return { ...spec, inputs: list(m.inputs, 'inputs'), outputs: list(m.outputs, 'outputs') };
 }
 
 // ---- execution: one program per entry, behind a small interface both backends implement ----
@@ -364,16 +505,93 @@ function makeModel(manifest: Manifest, backend: ArtifactBackend, execs: Readonly
     fresh.add(name);
   }
 
-  const role = (spec: EntryManifest, r: InputRole) => spec.inputs.find((i) => i.role === r)!;
-  const inPer = numel(manifest.model.inputShape);
   const B = manifest.batchSize;
-  const shapeText = `[N, ${manifest.model.inputShape.join(', ')}]`;
+  const ins = manifest.model.inputs;
+  const outs = manifest.model.outputs;
+  const inPer = ins.map((t) => numel(t.shape));
+  const outPer = outs.map((t) => numel(t.shape));
+  /** The entry input of role x (y) that carries model input (the labels of output) `name`; checkManifest made sure there is one. */
+  const fed = (spec: EntryManifest, r: 'x' | 'y', name: string) => spec.inputs.find((i) => i.role === r && i.feeds === name)!;
+  const role = (spec: EntryManifest, r: InputRole) => spec.inputs.find((i) => i.role === r)!;
+  // Argument names in messages: `x`/`y` for the one input/output, else `x input 'a'`, `y output 'b'`.
+  const xName = (i: number) => (ins.length === 1 ? 'x' : `x input '${ins[i].name}'`);
+  const yName = (j: number) => (outs.length === 1 ? 'y' : `y output '${outs[j].name}'`);
 
   async function weightsNow(): Promise<Record<string, Float32Array>> {
     const from = fresh.has('train_step') ? 'train_step' : [...fresh][0];
-    const ins = stateOf(from).filter((i) => manifest.state.some((s) => s.name === i.name && s.init === 'weights'));
-    const data = await execs.get(from)!.read(ins.map((i) => ({ offset: i.offset, count: numel(i.shape), dtype: dt(i) })));
-    return Object.fromEntries(ins.map((i, k) => [i.name, data[k] as Float32Array]));
+    const st = stateOf(from).filter((i) => manifest.state.some((s) => s.name === i.name && s.init === 'weights'));
+    const data = await execs.get(from)!.read(st.map((i) => ({ offset: i.offset, count: numel(i.shape), dtype: dt(i) })));
+    return Object.fromEntries(st.map((i, k) => [i.name, data[k] as Float32Array]));
+  }
+
+  /**
+   * Split `v` into one value per model input (output): one array for a single one, or a list in order,
+   * or an object keyed by name. The values are checked by the caller. For a single input (output)
+   * anything but `[array]` or `{ name: array }` is passed on as the value itself, so the messages
+   * about it stay those of the one-array form.
+   */
+  function split(what: string, arg: 'x' | 'y', v: unknown, of: readonly ModelTensor[]): unknown[] {
+    const kind = arg === 'x' ? 'input' : 'output';
+    const names = of.map((t) => t.name);
+    if (of.length === 1) {
+      if (Array.isArray(v) && v.length === 1 && ArrayBuffer.isView(v[0])) return v;
+      if (isObject(v) && !ArrayBuffer.isView(v) && Object.keys(v).length === 1 && ArrayBuffer.isView(v[names[0]])) return [v[names[0]]];
+      return [v];
+    }
+    if (Array.isArray(v)) {
+      if (v.length !== of.length) throw new ArtifactError(`${what}: ${arg} must hold ${of.length} array${of.length === 1 ? '' : 's'}, one per model ${kind} (${names.join(', ')}), got ${v.length}`);
+      return v;
+    }
+    if (v && typeof v === 'object' && !ArrayBuffer.isView(v)) {
+      const o = v as Record<string, unknown>;
+      for (const k of Object.keys(o)) if (!names.includes(k)) throw new ArtifactError(`${what}: ${arg} names '${k}', which is not a model ${kind}; the ${kind}s are ${names.join(', ')}`);
+      return names.map((n) => {
+        if (o[n] === undefined) throw new ArtifactError(`${what}: ${arg} has no array for model ${kind} '${n}' (the ${kind}s are ${names.join(', ')})`);
+        return o[n];
+      });
+    }
+    const got = v === null ? 'null' : ArrayBuffer.isView(v) ? `one ${v.constructor.name}` : typeof v;
+    throw new ArtifactError(`${what}: the model has ${of.length} ${kind}s (${names.join(', ')}); pass ${arg} as a list of ${of.length} arrays in that order or an object keyed by ${kind} name, got ${got}`);
+  }
+
+  const valuesOf = (a: unknown) => (a instanceof Float32Array || a instanceof Int32Array ? a.length : typeof a);
+
+  /** Model inputs for predict: N >= 1 samples, the same N for every input, all finite. */
+  function predictInputs(what: string, x: unknown): { xs: Float32Array[]; n: number } {
+    const xs = split(what, 'x', x, ins).map((a, i) => {
+      if (!(a instanceof Float32Array) || a.length === 0 || a.length % inPer[i] !== 0) {
+        throw new ArtifactError(`${what}: ${xName(i)} must be a Float32Array of shape [N, ${ins[i].shape.join(', ')}] (a multiple of ${inPer[i]} values), got ${valuesOf(a)} values`);
+      }
+      return a;
+    });
+    const n = xs[0].length / inPer[0];
+    xs.forEach((a, i) => {
+      if (a.length / inPer[i] !== n) throw new ArtifactError(`${what}: ${xName(i)} has ${a.length / inPer[i]} samples, ${xName(0)} has ${n}; every input needs the same number`);
+    });
+    xs.forEach((a, i) => checkFinite(`${what}: ${xName(i)}`, a, inPer[i]));
+    return { xs, n };
+  }
+
+  /** Run predict on N samples of every input, in batches of B; one array per model output. */
+  async function predictAll(xs: readonly Float32Array[], n: number): Promise<Float32Array[]> {
+    const { spec, exec } = entry('predict');
+    await sync('predict');
+    const xin = ins.map((t) => fed(spec, 'x', t.name));
+    const outBufs = outs.map((t) => spec.outputs[spec.results[outs.length === 1 ? 'output' : t.name]]);
+    const result = outPer.map((p) => new Float32Array(n * p));
+    const bufs = inPer.map((p) => new Float32Array(B * p));
+    for (let s = 0; s < n; s += B) {
+      const m = Math.min(B, n - s);
+      bufs.forEach((buf, i) => {
+        buf.fill(0);
+        buf.set(xs[i].subarray(s * inPer[i], (s + m) * inPer[i]));
+        exec.write(xin[i].offset, buf);
+      });
+      exec.run([]);
+      const got = await exec.read(outBufs.map((o, j) => ({ offset: o.offset, count: m * outPer[j], dtype: 'f32' as const })));
+      got.forEach((o, j) => result[j].set(o, s * outPer[j]));
+    }
+    return result;
   }
 
   return {
@@ -381,57 +599,61 @@ function makeModel(manifest: Manifest, backend: ArtifactBackend, execs: Readonly
     backend,
     predict: (x) =>
       serial(async () => {
-        const { spec, exec } = entry('predict');
-        if (!(x instanceof Float32Array) || x.length === 0 || x.length % inPer !== 0) {
-          throw new ArtifactError(`predict: x must be a Float32Array of shape ${shapeText} (a multiple of ${inPer} values), got ${x instanceof Float32Array ? x.length : typeof x} values`);
-        }
-        checkFinite('predict: x', x, inPer);
-        await sync('predict');
-        const n = x.length / inPer;
-        const out = spec.outputs[spec.results.output ?? 0];
-        const outPer = numel(out.shape) / B;
-        const result = new Float32Array(n * outPer);
-        const xin = role(spec, 'x');
-        const buf = new Float32Array(B * inPer);
-        for (let s = 0; s < n; s += B) {
-          const m = Math.min(B, n - s);
-          buf.fill(0);
-          buf.set(x.subarray(s * inPer, (s + m) * inPer));
-          exec.write(xin.offset, buf);
-          exec.run([]);
-          const [o] = await exec.read([{ offset: out.offset, count: m * outPer, dtype: 'f32' }]);
-          result.set(o, s * outPer);
-        }
-        return result;
+        entry('predict');
+        if (outs.length !== 1) throw new ArtifactError(`predict: model '${manifest.model.name}' has ${outs.length} outputs (${outs.map((t) => t.name).join(', ')}); use predictMany, which returns one Float32Array per output`);
+        const { xs, n } = predictInputs('predict', x);
+        return (await predictAll(xs, n))[0];
+      }),
+    predictMany: (x) =>
+      serial(async () => {
+        entry('predict');
+        const { xs, n } = predictInputs('predictMany', x);
+        return predictAll(xs, n);
       }),
     trainStep: (x, y, mask) =>
       serial(async () => {
         const { spec, exec } = entry('train_step');
-        const n = x instanceof Float32Array ? x.length / inPer : NaN;
-        if (!Number.isInteger(n) || n < 1 || n > B) throw new ArtifactError(`trainStep: x must be a Float32Array of 1 to ${B} samples of shape [${manifest.model.inputShape.join(', ')}] (${inPer} values each), got ${x instanceof Float32Array ? x.length : typeof x} values`);
-        const yin = role(spec, 'y');
-        const yPer = numel(yin.shape) / B;
-        if (!(y instanceof Int32Array || y instanceof Float32Array) || y.length !== n * yPer) {
-          throw new ArtifactError(`trainStep: y must hold ${n * yPer} labels (${yin.dtype}[${[n, ...yin.shape.slice(1)].join(', ')}]), got ${y instanceof Int32Array || y instanceof Float32Array ? y.length : typeof y}`);
-        }
+        const xs = split('trainStep', 'x', x, ins).map((a, i) => {
+          const n = a instanceof Float32Array ? a.length / inPer[i] : NaN;
+          if (!Number.isInteger(n) || n < 1 || n > B) throw new ArtifactError(`trainStep: ${xName(i)} must be a Float32Array of 1 to ${B} samples of shape [${ins[i].shape.join(', ')}] (${inPer[i]} values each), got ${valuesOf(a)} values`);
+          return a as Float32Array;
+        });
+        const n = xs[0].length / inPer[0];
+        xs.forEach((a, i) => {
+          if (a.length / inPer[i] !== n) throw new ArtifactError(`trainStep: ${xName(i)} has ${a.length / inPer[i]} samples, ${xName(0)} has ${n}; every input needs the same number`);
+        });
+        const yin = outs.map((t) => fed(spec, 'y', t.name));
+        const yPer = yin.map((b) => numel(b.shape) / B);
+        const ys = split('trainStep', 'y', y, outs).map((a, j) => {
+          if (!(a instanceof Int32Array || a instanceof Float32Array) || a.length !== n * yPer[j]) {
+            throw new ArtifactError(`trainStep: ${yName(j)} must hold ${n * yPer[j]} labels (${yin[j].dtype}[${[n, ...yin[j].shape.slice(1)].join(', ')}]), got ${valuesOf(a)}`);
+          }
+          return a;
+        });
         if (mask !== undefined && (!(mask instanceof Float32Array) || mask.length !== n)) throw new ArtifactError(`trainStep: mask must be a Float32Array of ${n} values`);
-        checkFinite('trainStep: x', x, inPer);
-        if (yin.dtype !== 'f32') {
-          // Integer class labels index the output: one outside [0, classes) would silently read garbage.
-          const classes = numel(manifest.model.outputShape);
-          const bad = y.findIndex((v) => !Number.isInteger(v) || v < 0 || v >= classes);
-          if (bad >= 0) throw new ArtifactError(`trainStep: label ${y[bad]} of sample ${bad} is outside [0, ${classes})`);
-        } else checkFinite('trainStep: y', y, yPer);
+        xs.forEach((a, i) => checkFinite(`trainStep: ${xName(i)}`, a, inPer[i]));
+        ys.forEach((a, j) => {
+          if (yin[j].dtype !== 'f32') {
+            // Integer class labels index the output: one outside [0, classes) would silently read garbage.
+            const classes = outPer[j];
+            const bad = a.findIndex((v) => !Number.isInteger(v) || v < 0 || v >= classes);
+            if (bad >= 0) throw new ArtifactError(`trainStep: ${outs.length === 1 ? '' : `${yName(j)}: `}label ${a[bad]} of sample ${bad} is outside [0, ${classes})`);
+          } else checkFinite(`trainStep: ${yName(j)}`, a, yPer[j]);
+        });
         await sync('train_step');
-        const xb = new Float32Array(B * inPer);
-        xb.set(x);
-        const yb = yin.dtype === 'f32' ? new Float32Array(B * yPer) : new Int32Array(B * yPer);
-        yb.set(y);
+        xs.forEach((a, i) => {
+          const xb = new Float32Array(B * inPer[i]);
+          xb.set(a);
+          exec.write(fed(spec, 'x', ins[i].name).offset, xb);
+        });
+        ys.forEach((a, j) => {
+          const yb = yin[j].dtype === 'f32' ? new Float32Array(B * yPer[j]) : new Int32Array(B * yPer[j]);
+          yb.set(a);
+          exec.write(yin[j].offset, yb);
+        });
         const mb = new Float32Array(B);
         if (mask) mb.set(mask);
         else mb.fill(1, 0, n);
-        exec.write(role(spec, 'x').offset, xb);
-        exec.write(yin.offset, yb);
         exec.write(role(spec, 'mask').offset, mb);
         const copies = spec.updates
           .map((u) => ({ src: spec.outputs[u.output].offset, dst: spec.inputs[u.input].offset, bytes: numel(spec.outputs[u.output].shape) * 4 }))

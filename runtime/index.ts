@@ -6,8 +6,24 @@
  * the bundle's inputs (scripts/build.mjs). WebGPU in Node comes from the `webgpu` package, loaded
  * only when a WebGPU model is loaded (runtime/webgpu.ts).
  */
-export { ARTIFACT_FORMAT, ARTIFACT_VERSION, ArtifactError, checkManifest, loadArtifact } from './artifact.ts';
-export type { ArtifactBackend, ArtifactModel, EntryManifest, EntryName, LoadOptions, Manifest, PlannedBuffer, ScheduledKernel, StateSpec } from './artifact.ts';
+export { ARTIFACT_FORMAT, ARTIFACT_VERSION, ARTIFACT_VERSION_SINGLE_IO, ArtifactError, checkManifest, loadArtifact } from './artifact.ts';
+export type {
+  ArtifactBackend,
+  ArtifactInputs,
+  ArtifactLabels,
+  ArtifactModel,
+  EntryInput,
+  EntryManifest,
+  EntryName,
+  EntryOutput,
+  LoadOptions,
+  Manifest,
+  ModelSpec,
+  ModelTensor,
+  PlannedBuffer,
+  ScheduledKernel,
+  StateSpec,
+} from './artifact.ts';
 export { readSafetensors, SafetensorsError, writeSafetensors } from './safetensors.ts';
 export type { SafeTensor, SafetensorsFile } from './safetensors.ts';
 export { chromeTrace, formatDispatch, setDispatchTrace } from './trace.ts';

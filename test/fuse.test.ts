@@ -10,6 +10,7 @@ import { fuse } from '../compiler/kernel/fuse.ts';
 import { runProgram } from '../compiler/kernel/interp.ts';
 import { simplify } from '../compiler/passes/simplify.ts';
 import * as b from '../ir/builders.ts';
+import { grad } from '../ir/autodiff.ts';
 import { funcNodes, makeFunc } from '../ir/graph.ts';
 import { interpret } from '../ir/interp.ts';
 import { input } from '../ir/node.ts';
@@ -81,9 +82,12 @@ describe('fusion preserves meaning', () => {
     const w = inp('w', [3, 2, 3, 4]);
     const y = b.conv(x, w, { strides: [2, 1], padding: [[1, 2], [0, 1]], lhsDilation: [1, 2], rhsDilation: [2, 1] });
     const ct = inp('ct', [...y.shape]);
+    // sum(y * ct): its gradients are the conv's vector-Jacobian products with cotangent ct.
     const loss = b.reduceSum(b.mul(y, ct), [0, 1, 2, 3]);
-    void loss;
-    const f = makeFunc('f', [x, w, ct], [y]);
+    const [gx, gw] = grad(loss, [x, w]);
+    const f = makeFunc('f', [x, w, ct], [y, gx, gw], ['y', 'dx', 'dw']);
+    // Each output is its own computation (the gradients are convs and sums, not copies of y).
+    expect(fuse(f).kernels.length).toBeGreaterThanOrEqual(3);
     expectSame(f);
   });
   it('conv kernel gradients (strided, padded, dilated) take the patches^T @ dy path', async () => {

@@ -9,8 +9,8 @@
  * Tolerances: the forward pass at 1e-5 relative plus 1e-6 absolute (Keras and dlc both compute in
  * f32, in different orders; 1e-6 absolute covers outputs that cancel to near zero); losses and
  * weights after three steps at 1e-4 relative plus 1e-5 absolute (rounding differences grow through
- * the gradients and three updates at learning rate 0.1). With no WebGPU adapter the webgpu rows FAIL
- * unless DLC_ALLOW_NO_WEBGPU=1, which skips them with a banner.
+ * the gradients and three updates at learning rate 0.1). With no WebGPU adapter the webgpu rows are
+ * skipped with a banner, or fail when DLC_TEST_REQUIRE names webgpu (test/helpers/requirements.ts).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -57,7 +57,7 @@ import {
 import { Activation } from '../compiler/frontend/layers.ts';
 import { gelu } from '../compiler/frontend/activations.ts';
 import { UnaryLayer } from '../compiler/frontend/layer.ts';
-import { requestGpuDevice } from '../runtime/webgpu.ts';
+import { needWebGpu } from './helpers/requirements.ts';
 
 interface Arr {
   readonly name?: string;
@@ -251,16 +251,7 @@ async function check(f: Fixture, backend: BackendName): Promise<void> {
   for (const w of f.train.weights) close(state.get(w.name)!, w.data, 1e-4, 1e-5, `${f.case} ${w.name} after ${f.train.steps} steps`);
 }
 
-let gpu = true;
-let noGpu = '';
-try {
-  await requestGpuDevice();
-} catch (e) {
-  gpu = false;
-  noGpu = (e as Error).message;
-}
-const allowNoGpu = process.env.DLC_ALLOW_NO_WEBGPU === '1';
-if (!gpu && allowNoGpu) console.warn(`\n${'!'.repeat(100)}\n!!! KERAS FIXTURES ON WEBGPU SKIPPED: no WebGPU adapter (${noGpu}); DLC_ALLOW_NO_WEBGPU=1.\n${'!'.repeat(100)}\n`);
+const gpu = !!(await needWebGpu('test/keras.test.ts: the Keras 3 fixtures on webgpu (interp and wasm still run)'));
 
 describe('every Keras fixture has a builder', () => {
   it('and every builder a fixture', () => {
@@ -272,13 +263,7 @@ describe('every Keras fixture has a builder', () => {
 for (const backend of ['interp', 'wasm', 'webgpu'] as const) {
   describe(`Keras 3 fixtures on ${backend}`, () => {
     for (const f of fixtures) {
-      if (backend === 'webgpu' && !gpu) {
-        it.skipIf(allowNoGpu)(`${f.case}: needs a WebGPU adapter`, () => {
-          throw new Error(`no WebGPU adapter: ${noGpu}. Install Mesa's lavapipe or set DLC_ALLOW_NO_WEBGPU=1 to skip on purpose`);
-        });
-        continue;
-      }
-      it(f.case, () => check(f, backend), 120_000);
+      it.skipIf(backend === 'webgpu' && !gpu)(f.case, () => check(f, backend), 120_000);
     }
   });
 }

@@ -149,9 +149,9 @@ const ROWS: { readonly [O in RowOp]: Row<O> } = {
     types: [
       { name: 'i32 constant must be an integer', args: [], params: { value: 0.5, dtype: 'i32', shape: [1] }, want: /is not an i32/ },
       // Regression (fixed): accepted today; the node then holds 2147483648, which no i32 can.
-      { name: 'i32 constant must be within i32 range', args: [], params: { value: 2 ** 31, dtype: 'i32', shape: [1] }, want: /./ },
+      { name: 'i32 constant must be within i32 range', args: [], params: { value: 2 ** 31, dtype: 'i32', shape: [1] }, want: /value 2147483648 is not an i32$/ },
       // Regression (fixed): accepted today; the "bool" then holds 2, so equal(it, true) is false.
-      { name: 'bool constant must be 0 or 1', args: [], params: { value: 2, dtype: 'bool', shape: [1] }, want: /./ },
+      { name: 'bool constant must be 0 or 1', args: [], params: { value: 2, dtype: 'bool', shape: [1] }, want: /value 2 is not a bool \(0 or 1\)$/ },
     ],
     grad: 'none',
     reason: 'a leaf: no inputs, so nothing to differentiate',
@@ -172,7 +172,7 @@ const ROWS: { readonly [O in RowOp]: Row<O> } = {
       { name: 'bool rejected', args: [], params: { axis: 0, dtype: 'bool', shape: [2] }, want: /f32 or i32/ },
       { name: 'axis out of range', args: [], params: { axis: 2, dtype: 'i32', shape: [2, 3] }, want: /axis 2 out of range/ },
       // Regression (fixed): only 'bool' is rejected, so a parsed unknown dtype makes a node of dtype 'x'.
-      { name: 'unknown dtype rejected', args: [], params: { axis: 0, dtype: 'x' as DType, shape: [2] }, want: /./ },
+      { name: 'unknown dtype rejected', args: [], params: { axis: 0, dtype: 'x' as DType, shape: [2] }, want: /iota must be f32 or i32, got x$/ },
     ],
     grad: 'none',
     reason: 'a leaf: no inputs, so nothing to differentiate',
@@ -537,8 +537,8 @@ const ROWS: { readonly [O in RowOp]: Row<O> } = {
       { name: 'sizes must match or be 1', args: [ty('f32', [2])], params: { shape: [3], axes: [0] }, want: /cannot broadcast/ },
       // Regression (fixed): the result shape is never validated; [2.5] is accepted (and interp makes 2
       // elements), [-1] is accepted and interp dies with a RangeError.
-      { name: 'result shape must be non-negative integers (fraction)', args: [ty('f32', [])], params: { shape: [2.5], axes: [] }, want: /./ },
-      { name: 'result shape must be non-negative integers (negative)', args: [ty('f32', [])], params: { shape: [-1], axes: [] }, want: /./ },
+      { name: 'result shape must be non-negative integers (fraction)', args: [ty('f32', [])], params: { shape: [2.5], axes: [] }, want: /shape: bad shape \[2\.5\]$/ },
+      { name: 'result shape must be non-negative integers (negative)', args: [ty('f32', [])], params: { shape: [-1], axes: [] }, want: /shape: bad shape \[-1\]$/ },
     ],
     grad: [
       { name: '[3,1] -> [2,3,4]: adds axis 0 and stretches axis 2', args: [g([3, 1])], params: { shape: [2, 3, 4], axes: [1, 2] } },
@@ -567,8 +567,8 @@ const ROWS: { readonly [O in RowOp]: Row<O> } = {
       { name: 'negative padding rejected', args: [ty('f32', [2])], params: { lo: [-1], hi: [0], value: 0 }, want: /non-negative/ },
       // Regression (fixed): the fill value is not checked against the dtype, so an i32 tensor can hold 0.5
       // and a bool tensor 2 (constant rejects the first of these).
-      { name: 'i32 fill value must be an integer', args: [ty('i32', [2])], params: { lo: [1], hi: [0], value: 0.5 }, want: /./ },
-      { name: 'bool fill value must be 0 or 1', args: [ty('bool', [2])], params: { lo: [1], hi: [0], value: 2 }, want: /./ },
+      { name: 'i32 fill value must be an integer', args: [ty('i32', [2])], params: { lo: [1], hi: [0], value: 0.5 }, want: /value 0\.5 is not an i32$/ },
+      { name: 'bool fill value must be 0 or 1', args: [ty('bool', [2])], params: { lo: [1], hi: [0], value: 2 }, want: /value 2 is not a bool \(0 or 1\)$/ },
     ],
     grad: [{ name: '[2,3] lo [1,0] hi [2,1] value 0.5', args: [g([2, 3])], params: { lo: [1, 0], hi: [2, 1], value: 0.5 } }],
   },

@@ -2,8 +2,8 @@
  * @file The page test: a compiled artifact used from a real web page. The reference model
  * (examples/mnist-cnn.ts) is compiled in-process into a temporary folder; a tiny node:http server on
  * 127.0.0.1 serves test/page/ (index.html, page.js), the artifact under /artifact/ and the digits as
- * /digits.f32; headless Chromium (Debian's /usr/bin/chromium driven by playwright-core, never a
- * downloaded browser) opens the page, which imports the artifact's own index.js and predicts N MNIST
+ * /digits.f32; headless Chromium (Debian's, at DLC_CHROMIUM or /usr/bin/chromium, driven by
+ * playwright-core, never a downloaded browser) opens the page, which imports the artifact's own index.js and predicts N MNIST
  * test digits on Wasm, on WebGPU with the default adapter, and on WebGPU with a compatibility-mode
  * adapter (see CHROMIUM_ARGS for which drivers those are), then takes two train steps on the first
  * batch with each. The same artifact loaded in Node
@@ -12,8 +12,11 @@
  * (byte-identical to dist/dlc-runtime.js) and nothing else, with no page errors, console errors,
  * failed requests or 404s.
  *
- * Loud by design: a missing /usr/bin/chromium, a stale or missing dist/dlc-runtime.js, or a page
- * without a WebGPU adapter fails the test with the reason; nothing is skipped.
+ * Loud by design. Without Chromium the file is skipped with a banner saying so, and without the
+ * machine's WebGPU (the Vulkan driver Node's WebGPU adapter also needs; the page's adapters sit on
+ * the same Vulkan loader) the two WebGPU runs are, or either fails when DLC_TEST_REQUIRE names it
+ * (test/helpers/requirements.ts). A stale or missing dist/dlc-runtime.js, or a page without a WebGPU
+ * adapter while the machine has one, fails the test with the reason.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -28,10 +31,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildArtifact, loadMnist, writeArtifact } from '../compiler/index.ts';
 import type { SequentialModel } from '../compiler/index.ts';
 import { loadArtifact } from '../runtime/index.ts';
+import { needBrowser, needWebGpu } from './helpers/requirements.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const pageDir = path.join(root, 'test', 'page');
-const CHROMIUM = '/usr/bin/chromium';
+/** The browser, or null (reported: skipped with a banner, or failed under DLC_TEST_REQUIRE). */
+const CHROMIUM = needBrowser('test/page.test.ts: a compiled artifact in headless Chromium');
+/** Whether the machine has WebGPU (a Vulkan driver); without it the page's WebGPU runs are left out, reported the same way. */
+const GPU = CHROMIUM ? !!(await needWebGpu("test/page.test.ts: the page's WebGPU runs, webgpu and webgpu-compat (the Wasm run still runs)")) : false;
 /** Digits to predict: not a multiple of BATCH, so the last batch is padded. */
 const N = 50;
 const BATCH = 32;
@@ -71,8 +78,9 @@ const CHROMIUM_ARGS = [
   '--ignore-gpu-blocklist',
   '--enable-webgpu-developer-features',
 ];
-const RUNS = ['wasm', 'webgpu', 'webgpu-compat'] as const;
-type RunName = (typeof RUNS)[number];
+const ALL_RUNS = ['wasm', 'webgpu', 'webgpu-compat'] as const;
+type RunName = (typeof ALL_RUNS)[number];
+const RUNS: readonly RunName[] = GPU ? ALL_RUNS : ['wasm'];
 /**
  * Tolerances on softmax probabilities against Wasm in Node. Wasm against Wasm: the same module on
  * two V8s, IEEE f32 without relaxed SIMD or FMA contraction, so bit-identical results are expected;
@@ -216,10 +224,8 @@ const context = () =>
   `\n--- page problems ---\n${problems.join('\n') || '(none)'}\n--- requests ---\n${served.join('\n')}\n--- page result ---\n${JSON.stringify(page, (k, v) => (k === 'output' ? `[${(v as number[]).length} values]` : v), 2)}`;
 
 beforeAll(async () => {
-  // Fail before any work when the browser is missing: this test must never pass by skipping.
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium; .ci/run does this in CI). The page test drives it through playwright-core and never downloads a browser.`);
-  }
+  // No browser: reported by needBrowser (a banner and a skip, or a failing test under DLC_TEST_REQUIRE).
+  if (!CHROMIUM) return;
   runtimeBytes = runtimeBundle();
 
   const model = (await import('../examples/mnist-cnn.ts')).default as SequentialModel;
@@ -268,7 +274,7 @@ afterAll(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-describe('a compiled artifact in headless Chromium', () => {
+describe.runIf(CHROMIUM)('a compiled artifact in headless Chromium', () => {
   it('ran without page errors, console errors, failed requests or 404s', () => {
     expect(page.error, `the page threw${context()}`).toBeUndefined();
     expect(problems, `problems in the page${context()}`).toEqual([]);
@@ -292,16 +298,16 @@ describe('a compiled artifact in headless Chromium', () => {
   });
 
   for (const run of ['webgpu', 'webgpu-compat'] as const) {
-    it(`WebGPU in the page (${run}) gives the same classes and (to ${GPU_TOL}) the same probabilities as Wasm in Node`, () => {
+    it.skipIf(!GPU)(`WebGPU in the page (${run}) gives the same classes and (to ${GPU_TOL}) the same probabilities as Wasm in Node`, () => {
       const r = page.runs?.[run];
-      // No adapter is a failure, described, never a skip.
+      // The machine has WebGPU (GPU), so no adapter in the page is a failure, described, never a skip.
       expect(r?.unavailable, `no WebGPU adapter for the '${run}' run in headless Chromium (flags: ${CHROMIUM_ARGS.join(' ')})${context()}`).toBeUndefined();
       expect(r?.output, `no ${run} result${context()}`).toBeDefined();
       const diff = maxAbsDiff(r!.output!, nodeOut);
       console.log(`page ${run}: ${r!.adapter?.description} (${r!.adapter?.featureLevel}), load ${r!.loadMs} ms, predict ${r!.predictMs} ms, max |page - node| ${diff}`);
       if (run === 'webgpu-compat') {
         // This run exists to use a driver other than Chromium's bundled SwiftShader (lavapipe here).
-        expect(r!.adapter?.description, `the compatibility adapter should be ANGLE on the system Vulkan driver (Mesa lavapipe on CI: ../shared/ci/setup-webgpu.sh)${context()}`).not.toMatch(/swiftshader/i);
+        expect(r!.adapter?.description, `the compatibility adapter should be ANGLE on the system Vulkan driver (Mesa's lavapipe without a GPU: scripts/setup-test-machine.sh)${context()}`).not.toMatch(/swiftshader/i);
       }
       expect(argmax(r!.output!)).toEqual(argmax(nodeOut));
       expect(diff).toBeLessThanOrEqual(GPU_TOL);

@@ -2,8 +2,9 @@
  * @file WebGPU code generator, runtime and backend, run on whatever adapter this host has (in CI: Dawn
  * over Mesa's lavapipe, on the CPU).
  *
- * If there is no adapter the suite FAILS, unless DLC_ALLOW_NO_WEBGPU=1, in which case it prints a
- * loud warning and checks nothing else. What it checks:
+ * Without an adapter the suite is skipped with a banner naming what is missing and how to get it, or
+ * fails when DLC_TEST_REQUIRE names webgpu (as in CI): see test/helpers/requirements.ts. Then only
+ * the backend factory's error is checked. What it checks with an adapter:
  *  - every kernel kind and code path (elementwise, short and tree reductions, matmul tiles with edge
  *    tiles, batches and transposed views, conv through im2col, pooling gradients with padding and
  *    ties, a dispatch wider than 65535 workgroups) on programs that `fuse` makes from small graphs,
@@ -39,28 +40,15 @@ import { ALL_OPS } from '../ir/optable.ts';
 import { uniformAt } from '../ir/random.ts';
 import type { DType, Func, InputNode, Op } from '../ir/types.ts';
 import { numel } from '../ir/types.ts';
-import { createProgram, kernelLimits, requestGpuDevice } from '../runtime/webgpu.ts';
+import { createProgram, kernelLimits } from '../runtime/webgpu.ts';
+import { needWebGpu } from './helpers/requirements.ts';
 
-// ---------------------------------------------------------------- the adapter, or a loud failure
+// ---------------------------------------------------------------- the adapter, or a loud skip
 
-const allowNone = process.env.DLC_ALLOW_NO_WEBGPU === '1';
-let device: GPUDevice | null = null;
-let noDevice = '';
-try {
-  device = await requestGpuDevice();
-} catch (e) {
-  noDevice = (e as Error).message;
-}
+const device = await needWebGpu('test/webgpu.test.ts: WGSL kernels, the WebGPU runtime and backend, the reference model on WebGPU');
 
 if (!device) {
-  if (allowNone) {
-    const bar = '!'.repeat(100);
-    console.warn(`\n${bar}\n!!! WEBGPU TESTS SKIPPED: no WebGPU adapter (${noDevice}).\n!!! DLC_ALLOW_NO_WEBGPU=1 is set, so this is not a failure. NOTHING ON WEBGPU WAS TESTED.\n${bar}\n`);
-  }
-  describe('webgpu', () => {
-    it('has a WebGPU adapter', () => {
-      if (!allowNone) throw new Error(`no WebGPU adapter: ${noDevice}. Install Mesa's lavapipe (../shared/ci/setup-webgpu.sh) or set DLC_ALLOW_NO_WEBGPU=1 to skip these tests on purpose.`);
-    });
+  describe('webgpu without an adapter', () => {
     it('the webgpu backend factory says clearly that there is no adapter', async () => {
       await expect(backendFactory('webgpu')!(model, 4)).rejects.toThrow(/backend 'webgpu' is not available: .*no WebGPU adapter/);
     });
