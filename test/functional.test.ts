@@ -12,6 +12,9 @@ import type { LayersModel } from '../compiler/index.ts';
 import { Add, Concatenate } from '../compiler/frontend/layers/merge.ts';
 import { BatchNormalization, Dense, DlcError, Flatten, Input, Model, Sequential, SGD, tensor } from '../compiler/index.ts';
 import { mulberry32 } from './helpers/gradcheck.ts';
+import { parseFunc } from '../ir/parse.ts';
+import { printFunc } from '../ir/print.ts';
+import { verifyFunc } from '../ir/verify.ts';
 
 const interp = { backend: 'interp' as const };
 
@@ -85,6 +88,22 @@ describe('functional models', () => {
     expect(pr.shape).toEqual([n, 2]);
     expect(pc.shape).toEqual([n, 3]);
     await expect(m.predict([xa, xb], interp)).rejects.toThrow(/2 outputs \(out_reg, out_cls\); use predictMany/);
+  });
+
+  it('step functions name each input and output; their IR text verifies and round-trips', () => {
+    const m = twoHeads();
+    m.compile({ optimizer: 'adam', loss: ['mse', 'sparse_categorical_crossentropy'], lossWeights: [1, 0.5], metrics: { out_cls: ['accuracy'] } });
+    const train = m.stepFunction('train', 2);
+    expect(train.xs.map((i) => train.func.inputs[i].params.name)).toEqual(['x.a', 'x.b']);
+    expect(train.ys.map((i) => train.func.inputs[i].params.name)).toEqual(['y.out_reg', 'y.out_cls']);
+    expect([...train.results.keys()]).toEqual(['loss', 'out_reg_loss', 'out_cls_loss', 'out_cls_accuracy']);
+    const predict = m.stepFunction('predict', 2);
+    expect([...predict.results.keys()]).toEqual(['out_reg', 'out_cls']);
+    for (const st of [train, predict, m.stepFunction('eval', 2)]) {
+      verifyFunc(st.func);
+      const text = printFunc(st.func);
+      expect(printFunc(parseFunc(text))).toBe(text);
+    }
   });
 
   it('refuses wrong numbers, orders and names of data arrays, naming the input', async () => {
