@@ -3,10 +3,15 @@
  * format, verification, and a small model object with predict / trainStep / weights.
  *
  * Files come through `fetch` in a browser and through `fs` in Node when the base URL's scheme is
- * `file:` (Node's fetch does not read files). Before anything runs the loader checks, and refuses
- * with a message naming the file: the manifest's format and version, each Wasm module's sha256
- * against the manifest (WebCrypto, so the same code runs in a page and in Node 20), and that the
- * weights file holds every weight of the right dtype and shape. Optimizer state (slots, `step`)
+ * `file:` (Node's fetch does not read files), or from `LoadOptions.readFile`. Before anything runs
+ * the loader checks, and refuses with an ArtifactError naming the file: the manifest's format and
+ * version, then every field the runtime uses against its schema (type and range; offsets and sizes
+ * inside the entry's arena; state shapes as the state list says), naming the field by its JSON path
+ * (`manifest.json: entries.predict.inputs[2].offset: ...`); each Wasm module's sha256 against the
+ * manifest (WebCrypto, so the same code runs in a page and in Node 20) and its memory against the
+ * arena; and that the weights file holds every weight of the right dtype and shape. A damaged or
+ * hostile artifact is refused by name (ArtifactError, or SafetensorsError for the weights file),
+ * never with a TypeError or a view out of bounds (test/artifact-fuzz.test.ts). Optimizer state (slots, `step`)
  * starts at zero, as the manifest's `init: "zeros"` says.
  *
  * A model has any number of named inputs and outputs (`manifest.model.inputs`/`outputs`); each entry
@@ -159,6 +164,12 @@ export interface LoadOptions {
   readonly weightsName?: string;
   /** WebGPU only: a device to use instead of the one requested from the host's adapter. */
   readonly device?: GPUDevice;
+  /**
+   * Read the artifact's files from here instead of `base` (`fetch`, or `fs` for `file:`): called with
+   * each file's path relative to the artifact folder (`manifest.json`, `predict.wasm`, ...). A rejection
+   * becomes an ArtifactError naming the file.
+   */
+  readonly readFile?: (file: string) => Promise<Uint8Array>;
 }
 
 /**
@@ -246,6 +257,47 @@ const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v =
 const isShape = (v: unknown): v is number[] => Array.isArray(v) && v.every((d) => Number.isInteger(d) && d >= 0);
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
 
+/** The largest arena (and buffer) a manifest may describe: a 32-bit Wasm memory's 4 GiB. */
+const MAX_ARENA_BYTES = 2 ** 32;
+/** The largest batch size a manifest may name. */
+const MAX_BATCH = 2 ** 20;
+
+/**
+ * Typed field checks for checkManifest: each refuses with `manifest.json: <JSON path>: <why>`, so a
+ * damaged or hostile manifest is named by the field (e.g. `entries.predict.inputs[2].offset`) before
+ * any of its values sizes an allocation or a view.
+ */
+function fieldChecks(bad: (why: string) => never) {
+  const show = (v: unknown) => {
+    const j = v === undefined ? 'missing' : typeof v === 'number' && !Number.isFinite(v) ? String(v) : JSON.stringify(v);
+    return j.length > 60 ? `${j.slice(0, 57)}...` : j;
+  };
+  const fail = (at: string, v: unknown, want: string): never => bad(`${at}: ${show(v)}, expected ${want}`);
+  const c = {
+    fail,
+    obj: (v: unknown, at: string): Record<string, unknown> => (isObject(v) ? v : fail(at, v, 'an object')),
+    arr: (v: unknown, at: string): unknown[] => (Array.isArray(v) ? v : fail(at, v, 'a list')),
+    str: (v: unknown, at: string): string => (typeof v === 'string' ? v : fail(at, v, 'a string')),
+    int: (v: unknown, at: string, lo: number, hi: number): number => (Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi ? (v as number) : fail(at, v, `an integer in [${lo}, ${hi}]`)),
+    oneOf: <T extends string>(v: unknown, at: string, of: readonly T[]): T => (of.includes(v as T) ? (v as T) : fail(at, v, `one of ${of.join(', ')}`)),
+    shape: (v: unknown, at: string): number[] => {
+      const s = c.arr(v, at);
+      s.forEach((d, i) => c.int(d, `${at}[${i}]`, 0, MAX_ARENA_BYTES));
+      if (numel(s as number[]) > MAX_ARENA_BYTES / 4) bad(`${at}: ${fmt(s as number[])} has more than ${MAX_ARENA_BYTES / 4} elements`);
+      return s as number[];
+    },
+    /** A file inside the artifact: relative, no `..`, no scheme (the loader resolves it against the artifact's folder). */
+    file: (v: unknown, at: string, empty = false): string => {
+      const f = c.str(v, at);
+      if ((!empty && f === '') || /^[a-z][a-z0-9+.-]*:/i.test(f) || f.startsWith('/') || f.includes('\\') || f.includes('\0') || f.split('/').includes('..')) {
+        fail(at, v, 'a relative path inside the artifact folder');
+      }
+      return f;
+    },
+  };
+  return c;
+}
+
 /**
  * Check format and version before trusting any other field, then that the entries carry every model
  * input, output and state buffer the runtime will use (so a hand-edited manifest is refused here,
@@ -264,17 +316,82 @@ export function checkManifest(m: unknown): Manifest {
   }
   if (!isObject(o.model) || !Array.isArray(o.state) || !isObject(o.entries) || !Number.isInteger(o.batchSize) || typeof o.weightsFile !== 'string' || !Array.isArray(o.targets)) bad('missing fields (model, batchSize, entries, state, weightsFile, targets)');
   const model = modelSpec(o.model as unknown as Record<string, unknown>, bad);
-  const B = o.batchSize!;
-  const stateNames = new Set(o.state!.map((s) => s.name));
+  const c = fieldChecks(bad);
+  const B = c.int(o.batchSize, 'batchSize', 1, MAX_BATCH);
+  c.file(o.weightsFile, 'weightsFile');
+  o.targets!.forEach((t, i) => c.oneOf(t, `targets[${i}]`, ['wasm', 'webgpu'] as const));
+  const stateSpec = new Map<string, StateSpec>();
+  o.state!.forEach((s: unknown, i) => {
+    const at = `state[${i}]`;
+    const v = c.obj(s, at);
+    const name = c.str(v.name, `${at}.name`);
+    c.oneOf(v.dtype, `${at}.dtype`, ['f32', 'i32', 'bool'] as const);
+    c.shape(v.shape, `${at}.shape`);
+    c.oneOf(v.init, `${at}.init`, ['weights', 'zeros'] as const);
+    if (stateSpec.has(name)) bad(`${at}.name: '${name}' is listed twice`);
+    stateSpec.set(name, v as unknown as StateSpec);
+  });
+  model.inputs.forEach((t, i) => c.shape(t.shape, `model.inputs[${i}].shape`));
+  model.outputs.forEach((t, i) => c.shape(t.shape, `model.outputs[${i}].shape`));
+  const stateNames = new Set(stateSpec.keys());
   const entries: { predict?: EntryManifest; train_step?: EntryManifest } = {};
   for (const name of ['predict', 'train_step'] as const) {
     const e = o.entries![name] as EntryManifest | undefined;
     if (e === undefined) continue;
     const where = `entry '${name}'`;
     if (!isObject(e) || !Array.isArray(e.inputs) || !Array.isArray(e.outputs) || !isObject(e.results) || !Array.isArray(e.updates)) bad(`${where}: missing fields (inputs, outputs, results, updates)`);
-    const badBuf = e.inputs.find((i) => !isObject(i) || typeof i.name !== 'string' || !isShape(i.shape) || !Number.isInteger(i.offset));
-    if (badBuf) bad(`${where}: input ${JSON.stringify(badBuf)} needs a name, shape and offset`);
+    const badAt = e.inputs.findIndex((i) => !isObject(i) || typeof i.name !== 'string' || !isShape(i.shape) || !Number.isInteger(i.offset));
+    const badBuf = e.inputs[badAt];
+    if (badAt >= 0) bad(`${where}: input ${JSON.stringify(badBuf)} needs a name, shape and offset`);
     if (e.outputs.some((i) => !isObject(i) || !isShape(i.shape) || !Number.isInteger(i.offset))) bad(`${where}: every output needs a shape and offset`);
+    const ep = `entries.${name}`;
+    const arena = c.int(e.arenaBytes, `${ep}.arenaBytes`, 0, MAX_ARENA_BYTES);
+    const buffer = (v: Record<string, unknown>, at: string) => {
+      c.str(v.name, `${at}.name`);
+      c.oneOf(v.dtype, `${at}.dtype`, ['f32', 'i32', 'bool'] as const);
+      const bytes = numel(c.shape(v.shape, `${at}.shape`)) * 4;
+      const off = c.int(v.offset, `${at}.offset`, 0, MAX_ARENA_BYTES);
+      if (off % 4 !== 0 || off + bytes > arena) bad(`${at}.offset: [${off}, +${bytes}) is not a 4-byte aligned range inside the ${arena}-byte arena`);
+    };
+    e.inputs.forEach((v, k) => {
+      const at = `${ep}.inputs[${k}]`;
+      buffer(v as unknown as Record<string, unknown>, at);
+      c.oneOf(v.role, `${at}.role`, ['x', 'y', 'mask', 'state'] as const);
+      if (v.feeds !== undefined) c.str(v.feeds, `${at}.feeds`);
+      const st = v.role === 'state' ? stateSpec.get(v.name) : undefined;
+      if (st && (st.dtype !== v.dtype || !sameShape(st.shape, v.shape))) bad(`${at}: state '${v.name}' is ${v.dtype}${fmt(v.shape)}, the state list says ${st.dtype}${fmt(st.shape)}`);
+    });
+    e.outputs.forEach((v, k) => buffer(v as unknown as Record<string, unknown>, `${ep}.outputs[${k}]`));
+    for (const [k, r] of Object.entries(e.results)) c.int(r, `${ep}.results.${k}`, 0, e.outputs.length - 1);
+    e.updates.forEach((u: unknown, k) => {
+      const at = `${ep}.updates[${k}]`;
+      const v = c.obj(u, at);
+      const out = e.outputs[c.int(v.output, `${at}.output`, 0, e.outputs.length - 1)];
+      const inp = e.inputs[c.int(v.input, `${at}.input`, 0, e.inputs.length - 1)];
+      if (inp.role !== 'state' || out.dtype !== inp.dtype || !sameShape(out.shape, inp.shape)) bad(`${at}: output '${out.name}' (${out.dtype}${fmt(out.shape)}) cannot update input '${inp.name}' (${inp.role} ${inp.dtype}${fmt(inp.shape)})`);
+    });
+    if (e.buffers !== undefined) c.arr(e.buffers, `${ep}.buffers`);
+    const schedule = c.arr(e.schedule, `${ep}.schedule`);
+    schedule.forEach((k, i) => c.str(c.obj(k, `${ep}.schedule[${i}]`).name, `${ep}.schedule[${i}].name`));
+    if (e.wasm !== undefined) {
+      const w = c.obj(e.wasm, `${ep}.wasm`);
+      c.file(w.file, `${ep}.wasm.file`);
+      if (!/^[0-9a-f]{64}$/.test(c.str(w.sha256, `${ep}.wasm.sha256`))) c.fail(`${ep}.wasm.sha256`, w.sha256, '64 hex digits');
+      c.int(w.memoryBytes, `${ep}.wasm.memoryBytes`, 0, MAX_ARENA_BYTES);
+    }
+    if (e.webgpu !== undefined) {
+      const g = c.obj(e.webgpu, `${ep}.webgpu`);
+      c.file(g.dir, `${ep}.webgpu.dir`, true);
+      c.arr(g.kernels, `${ep}.webgpu.kernels`).forEach((k, i) => {
+        const at = `${ep}.webgpu.kernels[${i}]`;
+        const v = c.obj(k, at);
+        c.str(v.name, `${at}.name`);
+        c.file(v.file, `${at}.file`);
+        const wg = c.arr(v.workgroups, `${at}.workgroups`);
+        if (wg.length !== 3) c.fail(`${at}.workgroups`, wg, 'three workgroup counts');
+        wg.forEach((n, j) => c.int(n, `${at}.workgroups[${j}]`, 0, 65535));
+      });
+    }
     // Version-1 files written before `feeds` existed: the one x and y feed the one input and output.
     const inputs = e.inputs.map((i) => {
       if ((i.role !== 'x' && i.role !== 'y') || typeof i.feeds === 'string') return i;
@@ -320,6 +437,12 @@ export function checkManifest(m: unknown): Manifest {
       }
     }
     entries[name] = { ...e, inputs };
+  }
+  if (entries.predict && entries.train_step) {
+    const trained = new Set(entries.train_step.inputs.filter((i) => i.role === 'state').map((i) => i.name));
+    entries.predict.inputs.forEach((i, k) => {
+      if (i.role === 'state' && !trained.has(i.name)) bad(`entries.predict.inputs[${k}]: state '${i.name}' is not a state input of entries.train_step`);
+    });
   }
   return { ...(o as Manifest), model, entries };
 }
@@ -408,7 +531,19 @@ function gpuDevice(): Promise<GPUDevice> {
 
 /** Read, verify and instantiate the artifact at `base` (a folder URL or, in Node, a path). */
 export async function loadArtifact(base: string | URL, opts: LoadOptions = {}): Promise<ArtifactModel> {
-  const read = reader(await baseUrl(base));
+  const custom = opts.readFile;
+  const read: Reader = custom
+    ? async (file) => {
+        let b: unknown;
+        try {
+          b = await custom(file);
+        } catch (e) {
+          throw new ArtifactError(`artifact: cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+        if (!(b instanceof Uint8Array)) throw new ArtifactError(`artifact: cannot read ${file}: readFile returned ${typeof b}, not a Uint8Array`);
+        return b;
+      }
+    : reader(await baseUrl(base));
   const backend = opts.backend ?? 'wasm';
   if (backend !== 'wasm' && backend !== 'webgpu') throw new ArtifactError(`artifact: unknown backend '${String(backend)}'; use 'wasm' or 'webgpu'`);
   let raw: unknown;
@@ -426,10 +561,8 @@ export async function loadArtifact(base: string | URL, opts: LoadOptions = {}): 
   const weights = readSafetensors(opts.weights ?? (await read(manifest.weightsFile)), wfile).tensors;
   const host = new Map<string, Float32Array | Int32Array>();
   for (const s of manifest.state) {
-    if (s.init === 'zeros') {
-      host.set(s.name, s.dtype === 'f32' ? new Float32Array(numel(s.shape)) : new Int32Array(numel(s.shape)));
-      continue;
-    }
+    // Zero state is made when a program is given it (makeModel), sized by an arena that exists.
+    if (s.init === 'zeros') continue;
     const t = weights.get(s.name);
     if (!t) throw new ArtifactError(`${wfile}: missing tensor '${s.name}' (${s.dtype}[${s.shape.join(', ')}])`);
     if (!sameShape(t.shape, s.shape) || (t.dtype === 'F32') !== (s.dtype === 'f32')) {
@@ -456,13 +589,21 @@ export async function loadArtifact(base: string | URL, opts: LoadOptions = {}): 
           throw new ArtifactError(`${e.wasm.file}: cannot instantiate: ${(err as Error).message}`);
         }
         execs.set(name, exec);
+        const mem = (exec as Exec & { p: { memory: WebAssembly.Memory } }).p.memory.buffer.byteLength;
+        if (mem < e.arenaBytes) throw new ArtifactError(`manifest.json: entries.${name}.arenaBytes: ${e.arenaBytes}, but ${e.wasm.file}'s memory has only ${mem} bytes`);
       } else {
         if (!e.webgpu) throw new ArtifactError(`manifest.json: entry '${name}' has no webgpu kernels`);
         const dir = e.webgpu.dir.endsWith('/') ? e.webgpu.dir : `${e.webgpu.dir}/`;
         const kernels = await Promise.all(
           e.webgpu.kernels.map(async (k) => ({ name: k.name, workgroups: k.workgroups, code: new TextDecoder().decode(await read(dir + k.file)) })),
         );
-        execs.set(name, gpuExec(await createProgram(device!, kernels, e.arenaBytes, `${manifest.model.name}.${name}`)));
+        let prog: GpuProgram;
+        try {
+          prog = await createProgram(device!, kernels, e.arenaBytes, `${manifest.model.name}.${name}`);
+        } catch (err) {
+          throw new ArtifactError(`${dir}: entry '${name}': ${(err as Error).message}`);
+        }
+        execs.set(name, gpuExec(prog));
       }
     }
   } catch (err) {
@@ -476,7 +617,8 @@ function makeModel(manifest: Manifest, backend: ArtifactBackend, execs: Readonly
   const dt = (s: TensorSpec): 'f32' | 'i32' => (s.dtype === 'f32' ? 'f32' : 'i32');
   const stateOf = (name: EntryName) => manifest.entries[name]!.inputs.filter((i) => i.role === 'state');
   // Every program gets the initial state; from then on `fresh` says which hold the newest.
-  for (const [name, exec] of execs) for (const i of stateOf(name)) exec.write(i.offset, host.get(i.name)!);
+  const initial = (i: EntryInput) => host.get(i.name) ?? (i.dtype === 'f32' ? new Float32Array(numel(i.shape)) : new Int32Array(numel(i.shape)));
+  for (const [name, exec] of execs) for (const i of stateOf(name)) exec.write(i.offset, initial(i));
   const fresh = new Set<EntryName>(execs.keys());
   let disposed = false;
 

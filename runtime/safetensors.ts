@@ -114,7 +114,9 @@ export function readSafetensors(bytes: Uint8Array, file = 'weights.safetensors')
   let metadata: Record<string, string> = {};
   for (const [name, v] of Object.entries(header)) {
     if (name === '__metadata__') {
-      metadata = (v ?? {}) as Record<string, string>;
+      if (v === null) continue;
+      if (typeof v !== 'object' || Array.isArray(v) || !Object.values(v).every((x) => typeof x === 'string')) bad('__metadata__ is not an object of strings');
+      metadata = v as Record<string, string>;
       continue;
     }
     const t = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };

@@ -179,6 +179,37 @@ async function compileModule(device: GPUDevice, k: GpuKernelSource): Promise<GPU
   return module;
 }
 
+/** Per device: the one `uncapturederror` listener dlc adds, and the programs it tells. */
+const errorWatch = new WeakMap<GPUDevice, { readonly listener: (ev: Event) => void; readonly sinks: Set<(message: string) => void> }>();
+
+/**
+ * Tell `sink` about the device's uncaptured errors until the returned function is called. Every
+ * program on a device shares one listener, added with the first and removed with the last, so a
+ * process with many programs (many models) adds one listener, not one each (Node warns past 10).
+ */
+function watchErrors(device: GPUDevice, sink: (message: string) => void): () => void {
+  let w = errorWatch.get(device);
+  if (!w) {
+    const sinks = new Set<(message: string) => void>();
+    const listener = (ev: Event) => {
+      const message = (ev as GPUUncapturedErrorEvent).error?.message ?? 'unknown GPU error';
+      for (const f of sinks) f(message);
+    };
+    device.addEventListener('uncapturederror', listener);
+    w = { listener, sinks };
+    errorWatch.set(device, w);
+  }
+  const watch = w;
+  watch.sinks.add(sink);
+  return () => {
+    watch.sinks.delete(sink);
+    if (watch.sinks.size === 0 && errorWatch.get(device) === watch) {
+      device.removeEventListener('uncapturederror', watch.listener);
+      errorWatch.delete(device);
+    }
+  };
+}
+
 /**
  * Create the arena, one pipeline per kernel (all sharing one layout, so one bind group serves them
  * all) and the bind group. Throws naming the kernel if a shader does not compile or validate.
@@ -215,14 +246,16 @@ export async function createProgram(device: GPUDevice, kernels: readonly GpuKern
   const arena = device.createBuffer({ label: `${label}.arena`, size: bytes, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST });
   const bindGroup = device.createBindGroup({ label: `${label}.bind`, layout: bindLayout, entries: [{ binding: 0, resource: { buffer: arena } }] });
   const setupErr = await device.popErrorScope();
-  if (setupErr) throw new Error(`webgpu: ${label}: arena of ${bytes} bytes could not be created: ${setupErr.message}`);
+  if (setupErr) {
+    arena.destroy();
+    throw new Error(`webgpu: ${label}: arena of ${bytes} bytes could not be created: ${setupErr.message}`);
+  }
 
   let scratch: GPUBuffer | null = null;
   let pendingError: string | null = null;
-  const onError = (ev: Event) => {
-    pendingError ??= (ev as GPUUncapturedErrorEvent).error?.message ?? 'unknown GPU error';
-  };
-  device.addEventListener('uncapturederror', onError);
+  const unwatch = watchErrors(device, (message) => {
+    pendingError ??= message;
+  });
   /** Staging buffers free for reuse (MAP_READ); a read takes one and gives it back after unmap. */
   const staging: GPUBuffer[] = [];
   let destroyed = false;
@@ -338,10 +371,18 @@ export async function createProgram(device: GPUDevice, kernels: readonly GpuKern
         at += r.count * 4;
       }
       device.queue.submit([enc.finish()]);
-      await buf.mapAsync(MAP_READ, 0, size);
-      const bytesOut = buf.getMappedRange(0, size).slice(0);
-      buf.unmap();
-      staging.push(buf);
+      let bytesOut: ArrayBuffer;
+      try {
+        await buf.mapAsync(MAP_READ, 0, size);
+        bytesOut = buf.getMappedRange(0, size).slice(0);
+        buf.unmap();
+      } catch (e) {
+        buf.destroy();
+        throw e;
+      }
+      // A program destroyed while this read was in flight frees its buffer here.
+      if (destroyed) buf.destroy();
+      else staging.push(buf);
       if (pendingError) {
         const e = pendingError;
         pendingError = null;
@@ -360,7 +401,7 @@ export async function createProgram(device: GPUDevice, kernels: readonly GpuKern
     destroy() {
       if (destroyed) return;
       destroyed = true;
-      device.removeEventListener('uncapturederror', onError);
+      unwatch();
       arena.destroy();
       scratch?.destroy();
       for (const b of staging) b.destroy();

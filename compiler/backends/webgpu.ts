@@ -69,6 +69,8 @@ export class WebGpuSession implements Session {
   }
 
   private module(kind: StepKind): Promise<Module> {
+    // After dispose nothing new is built (a step in flight must not leave a program behind).
+    if (this.disposed) return Promise.reject(new DlcError('webgpu session: used after dispose()'));
     let m = this.modules.get(kind);
     if (!m) {
       m = this.build(kind);
@@ -211,7 +213,9 @@ export class WebGpuSession implements Session {
     return (await m.prog.readMany(slots.map((o) => ({ offset: o.offset, count: o.count, dtype: 'f32' as const })))) as Float32Array[];
   }
 
+  /** Destroy every program's GPU buffers and drop its error listener (programs still building, once built). */
   dispose(): void {
+    if (this.disposed) return;
     this.disposed = true;
     for (const m of this.modules.values()) m.then((x) => x.prog.destroy(), () => undefined);
     this.modules.clear();
