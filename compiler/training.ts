@@ -130,6 +130,19 @@ export class LayersModel extends GraphModel {
     await this.owner?.flush();
   }
 
+  /**
+   * Release every backend session of this model (Wasm memory, WebGPU buffers, pipelines and
+   * listeners) after bringing the newest state back to the host. The model stays usable: its next
+   * call builds a session again.
+   */
+  async dispose(): Promise<void> {
+    await this.sync();
+    this.syncFromOwner();
+    this.owner = null;
+    for (const e of this.sessions.values()) e.session.dispose();
+    this.sessions.clear();
+  }
+
   override getWeights(): Tensor[] {
     this.syncFromOwner();
     return super.getWeights();

@@ -152,6 +152,24 @@ describe('functional models', () => {
     expect(() => shared.apply(Input({ shape: [5] }))).toThrow(/Dense 'shared': is already built for inputs \[4\] and shares its weights, so it cannot be applied to \[5\]/);
   });
 
+  it('dispose() releases the sessions after saving the newest state; the model keeps working', async () => {
+    for (const backend of ['interp', 'wasm'] as const) {
+      const m = twoHeads();
+      m.compile({ optimizer: SGD({ learningRate: 0.1 }), loss: ['mse', 'sparse_categorical_crossentropy'] });
+      const xs = [tensor(uniform(8, 1), [2, 4]), tensor(uniform(6, 2), [2, 3])];
+      const ys = [tensor(uniform(4, 3), [2, 2]), tensor(Int32Array.from([0, 2]), [2], 'i32')];
+      await m.trainOnBatch(xs, ys, { backend });
+      const trained = m.readState();
+      await m.dispose();
+      // The state the session held came back before it was released.
+      for (const [k, v] of trained) expect(Array.from(m.readState().get(k)!), `${backend} ${k}`).toEqual(Array.from(v));
+      const again = await m.trainOnBatch(xs, ys, { backend });
+      expect(Number.isFinite(again.loss)).toBe(true);
+      expect(Array.from(m.readState().get('out_reg.kernel')!)).not.toEqual(Array.from(trained.get('out_reg.kernel')!));
+      await m.dispose();
+    }
+  });
+
   const bad: [string, () => unknown, RegExp][] = [
     ['an output not reachable from the inputs', () => {
       const a = Input({ shape: [2], name: 'a' });
