@@ -16,7 +16,8 @@ import type { BackendName, LayersModel } from '../compiler/index.ts';
 import { emitWasm } from '../compiler/codegen/wasm.ts';
 import { availableBackends, compileStep, detectRelaxedSimd, tensor } from '../compiler/index.ts';
 import type { BenchData, CompileStat, Runner, SystemDef } from './common.ts';
-import { CLASSES, PIXELS, TRAIN_BATCH } from './common.ts';
+import { PIXELS, TRAIN_BATCH } from './common.ts';
+import { modelRunner } from './dlc.ts';
 import { loadModelSpec, RESNET_SPEC_FILE } from './model-spec.ts';
 
 async function resnetRunner(backend: BackendName, log: (l: string) => void): Promise<Runner> {
@@ -25,21 +26,9 @@ async function resnetRunner(backend: BackendName, log: (l: string) => void): Pro
   const { spec, weights } = loadModelSpec(RESNET_SPEC_FILE);
   const names = model.weightInfo.map((w) => w.name);
   if (names.join() !== weights.map((w) => w.name).join()) throw new Error(`the model spec's weights (${weights.map((w) => w.name).join(', ')}) are not this model's (${names.join(', ')})`);
-  model.setWeights(weights.map((w) => tensor(w.data.slice(), w.shape, 'f32')));
   log(`${spec.name}: ${spec.layers.length} layers, ${spec.params} parameters, from ${RESNET_SPEC_FILE}`);
   const fwd = 2 * spec.fwdMacsPerSample;
-  return {
-    flops: { forward: fwd, train: 3 * fwd },
-    async trainStep(x: Float32Array, y: Int32Array): Promise<number> {
-      const r = await model.trainOnBatch(tensor(x, [y.length, 28, 28, 1], 'f32'), tensor(y, [y.length], 'i32'), { backend, batchSize: TRAIN_BATCH });
-      return r.loss;
-    },
-    async predict(x: Float32Array, n: number): Promise<Float32Array> {
-      const p = await model.predict(tensor(x, [n, 28, 28, 1], 'f32'), { backend, batchSize: n });
-      if (p.data.length !== n * CLASSES) throw new Error(`dlc predict returned ${p.data.length} values for ${n} samples`);
-      return p.data as Float32Array;
-    },
-  };
+  return { ...modelRunner(model, backend, weights), flops: { forward: fwd, train: 3 * fwd } };
 }
 
 export const dlcWasmResnet: SystemDef = {

@@ -8,25 +8,31 @@
  */
 import { existsSync } from 'node:fs';
 import { model } from '../examples/mnist-cnn.ts';
-import type { BackendName } from '../compiler/index.ts';
+import type { BackendName, LayersModel } from '../compiler/index.ts';
 import { availableBackends, tensor } from '../compiler/index.ts';
 import type { BenchData, Runner, SystemDef } from './common.ts';
 import { CLASSES, initialWeights, TRAIN_BATCH } from './common.ts';
 
-function dlcRunner(backend: BackendName): Runner {
-  model.setWeights(initialWeights().map((w) => tensor(w.data.slice(), w.shape, 'f32')));
+/**
+ * `m`'s train step and predict on `backend` through the public API, starting from `weights` (in
+ * `m.weightInfo` order); the ResNet rows (bench/dlc-resnet.ts) use it too.
+ */
+export function modelRunner(m: LayersModel, backend: BackendName, weights: readonly { data: Float32Array; shape: readonly number[] }[]): Runner {
+  m.setWeights(weights.map((w) => tensor(w.data.slice(), w.shape, 'f32')));
   return {
     async trainStep(x: Float32Array, y: Int32Array): Promise<number> {
-      const r = await model.trainOnBatch(tensor(x, [y.length, 28, 28, 1], 'f32'), tensor(y, [y.length], 'i32'), { backend, batchSize: TRAIN_BATCH });
+      const r = await m.trainOnBatch(tensor(x, [y.length, 28, 28, 1], 'f32'), tensor(y, [y.length], 'i32'), { backend, batchSize: TRAIN_BATCH });
       return r.loss;
     },
     async predict(x: Float32Array, n: number): Promise<Float32Array> {
-      const p = await model.predict(tensor(x, [n, 28, 28, 1], 'f32'), { backend, batchSize: n });
+      const p = await m.predict(tensor(x, [n, 28, 28, 1], 'f32'), { backend, batchSize: n });
       if (p.data.length !== n * CLASSES) throw new Error(`dlc predict returned ${p.data.length} values for ${n} samples`);
       return p.data as Float32Array;
     },
   };
 }
+
+const dlcRunner = (backend: BackendName): Runner => modelRunner(model, backend, initialWeights());
 
 export const dlcWasm: SystemDef = {
   id: 'dlc-wasm',

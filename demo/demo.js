@@ -10,6 +10,7 @@
  */
 import * as dlc from './dlc.browser.js';
 import uPlot from './uPlot.esm.js';
+import model from './model.js';
 
 const $ = (id) => document.getElementById(id);
 const status = (s) => ($('status').textContent = s);
@@ -40,20 +41,7 @@ const trainY = labels.subarray(0, sizes.train);
 const testX = dlc.tensor(pixels.slice(sizes.train * 784), [sizes.test, 28, 28, 1], 'f32');
 const testY = dlc.tensor(labels.slice(sizes.train), [sizes.test], 'i32');
 
-// ---- the model (examples/mnist-cnn.ts) ----
-const { Sequential, Conv2D, MaxPooling2D, Flatten, Dense } = dlc;
-const model = Sequential([
-  Conv2D(32, [3, 3], { activation: 'relu', inputShape: [28, 28, 1] }),
-  MaxPooling2D([2, 2]),
-  Conv2D(64, [3, 3], { activation: 'relu' }),
-  MaxPooling2D([2, 2]),
-  Conv2D(128, [3, 3], { activation: 'relu' }),
-  Flatten(),
-  Dense(128, { activation: 'relu' }),
-  Dense(10, { activation: 'softmax' }),
-]);
-model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy', metrics: ['accuracy'] });
-
+// ---- the model: examples/mnist-cnn.ts, bundled by scripts/demo.mjs (its 'dlc' is ./dlc.browser.js) ----
 const hasGpu = !!navigator.gpu && dlc.availableBackends().includes('webgpu');
 if (!hasGpu) {
   $('backend-webgpu').disabled = true;

@@ -19,7 +19,7 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import * as esbuild from 'esbuild';
 
@@ -84,19 +84,27 @@ async function build() {
   put(data.test.x.data, data.test.y.data, TRAIN);
   writeFileSync(path.join(out, 'digits.bin'), bin);
 
-  const { Sequential, Conv2D, MaxPooling2D, Flatten, Dense } = dlc;
-  // examples/mnist-cnn.ts's architecture.
-  const model = Sequential([
-    Conv2D(32, [3, 3], { activation: 'relu', inputShape: [28, 28, 1] }),
-    MaxPooling2D([2, 2]),
-    Conv2D(64, [3, 3], { activation: 'relu' }),
-    MaxPooling2D([2, 2]),
-    Conv2D(128, [3, 3], { activation: 'relu' }),
-    Flatten(),
-    Dense(128, { activation: 'relu' }),
-    Dense(10, { activation: 'softmax' }),
-  ]);
-  model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy', metrics: ['accuracy'] });
+  // The page's model is examples/mnist-cnn.ts itself, bundled with 'dlc' pointing at the library the
+  // page loads; the build trains the same file against dist/dlc.js for the artifact.
+  const example = (dlcUrl, outfile) =>
+    esbuild.build({
+      entryPoints: [path.join(root, 'examples', 'mnist-cnn.ts')],
+      outfile,
+      bundle: true,
+      format: 'esm',
+      platform: 'neutral',
+      plugins: [{ name: 'dlc', setup: (b) => b.onResolve({ filter: /^dlc$/ }, () => ({ path: dlcUrl, external: true })) }],
+      logLevel: 'warning',
+    });
+  await example('./dlc.browser.js', path.join(out, 'model.js'));
+  const nodeModel = path.join(out, 'model.node.mjs');
+  await example(pathToFileURL(dlcJs).href, nodeModel);
+  let model;
+  try {
+    ({ model } = await import(pathToFileURL(nodeModel).href));
+  } finally {
+    rmSync(nodeModel, { force: true });
+  }
   await model.fit(data.train.x, data.train.y, { epochs: 1, batchSize: 32, verbose: 0, backend: 'wasm' });
   const acc = (await model.evaluate(data.test.x, data.test.y, { backend: 'wasm' })).accuracy;
   const runtime = readFileSync(path.join(root, 'dist', 'dlc-runtime.js'));

@@ -201,10 +201,6 @@ export function Input(opts: InputOptions): SymbolicTensor {
   if (opts.dtype !== undefined && opts.dtype !== 'float32') {
     fail(`Input${opts.name ? ` '${opts.name}'` : ''}: dtype must be 'float32', got ${JSON.stringify(opts.dtype)}`);
   }
-  const layer = new InputLayer([...shape], opts.name);
-  const t = new SymbolicTensor(layer.build().outputShape, 'f32');
-  const call: LayerCall = { layer, inputs: [], output: t };
-  t.producer = call;
-  layer.calls.push(call);
-  return t;
+  // An input is the output of its InputLayer applied to nothing.
+  return new InputLayer([...shape], opts.name).apply([]);
 }

@@ -51,6 +51,8 @@ export interface Compiled {
   readonly metrics: readonly (readonly MetricName[])[];
   /** Names of the weights the optimizer updates: trainable weights of trainable layers, as of compile. */
   readonly trainable: ReadonlySet<string>;
+  /** Names of the layers whose `trainable` flag was set at compile (a frozen BatchNormalization runs in inference mode). */
+  readonly trainableLayers: ReadonlySet<string>;
   /** The single-output loss (the first output's), kept for callers of one-output models. */
   readonly loss: LossName;
 }
@@ -303,8 +305,9 @@ export class GraphModel {
         fail(`compile: ${who}accuracy with categorical_crossentropy needs a model output of rank 1 per sample, got ${fmtShape(shape)}`);
       }
     });
-    const trainable = new Set(this.weightInfo.filter((w) => w.trainable && this.getLayer(w.layer).trainable).map((w) => w.name));
-    this.compiled = { optimizer, losses, lossWeights, metrics, trainable, loss: losses[0] };
+    const trainableLayers = new Set(this.layers.filter((l) => l.trainable).map((l) => l.name));
+    const trainable = new Set(this.weightInfo.filter((w) => w.trainable && trainableLayers.has(w.layer)).map((w) => w.name));
+    this.compiled = { optimizer, losses, lossWeights, metrics, trainable, trainableLayers, loss: losses[0] };
     // Fresh optimizer state, as Keras does when a model is compiled again.
     for (const k of [...this.state.keys()]) if (!this.weightInfo.some((w) => w.name === k)) this.state.delete(k);
     for (const st of this.optimizerState()) this.state.set(st.name, st.dtype === 'i32' ? new Int32Array(numel(st.shape)) : new Float32Array(numel(st.shape)));
@@ -360,7 +363,7 @@ export class GraphModel {
         key: ctx.key,
         layerIndex: layerIndex.get(l)!,
         mask: ctx.mask ?? null,
-        layerTrainable: this.compiled ? this.weightInfo.slice(at, at + n).every((w) => !w.trainable || this.compiled!.trainable.has(w.name)) && l.trainable : l.trainable,
+        layerTrainable: this.compiled ? this.compiled.trainableLayers.has(l.name) : l.trainable,
         update: (wi, next) => {
           if (!ctx.training) throw new Error(`${l.label}: state update outside training`);
           // A layer applied twice in one step updates its state twice; the later call's value wins.
@@ -414,12 +417,8 @@ export class GraphModel {
     const names: string[] = [];
     const perLoss = fwd.outputs.map((o, i) => mean(perSampleLoss(c.losses[i], o.out, o.logits, o.act, ys[i])));
     // Keras's total: the loss-weighted sum over outputs; logs name each output's own loss too.
-    let total = oneOut && c.lossWeights[0] === 1 ? perLoss[0] : null;
-    if (!total) perLoss.forEach((l, i) => {
-      const w = b.mul(l, b.constant(c.lossWeights[i], []));
-      total = total ? b.add(total, w) : w;
-    });
-    outputs.push(total!);
+    const total = perLoss.map((l, i) => (c.lossWeights[i] === 1 ? l : b.mul(l, b.constant(c.lossWeights[i], [])))).reduce((a, l) => b.add(a, l));
+    outputs.push(total);
     names.push('loss');
     if (!oneOut) perLoss.forEach((l, i) => {
       outputs.push(l);

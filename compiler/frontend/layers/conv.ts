@@ -327,13 +327,14 @@ export interface DepthwiseConv2DOptions extends ConvCommonOptions {
 }
 
 class DepthwiseConv2DLayer extends ConvBase {
-  readonly className = 'DepthwiseConv2D';
+  readonly className: string;
   readonly padding: ConvPadding;
   readonly depthMultiplier: number;
   readonly depthwiseInit: InitializerName;
-  constructor(kernelSize: number | readonly number[], opts: DepthwiseConv2DOptions = {}) {
-    super('DepthwiseConv2D', 'depthwise_conv2d', 2, kernelSize, opts);
-    const where = who('DepthwiseConv2D', opts);
+  constructor(kernelSize: number | readonly number[], opts: DepthwiseConv2DOptions = {}, cls = 'DepthwiseConv2D', defaultName = 'depthwise_conv2d') {
+    super(cls, defaultName, 2, kernelSize, opts);
+    this.className = cls;
+    const where = who(cls, opts);
     this.padding = paddingMode(opts.padding, ['valid', 'same'] as const, where);
     this.depthMultiplier = positiveInt(opts.depthMultiplier ?? 1, 'depthMultiplier', where);
     this.depthwiseInit = checkInitializer(opts.depthwiseInitializer ?? 'glorot_uniform', `${where} depthwiseInitializer`);
@@ -341,19 +342,28 @@ class DepthwiseConv2DLayer extends ConvBase {
   private pads(s: Shape): [number, number][] {
     return windowPads(this.padding, s.slice(0, 2), this.kernel, this.strides, this.dilation);
   }
-  buildOne(s: Shape): Built {
+  /** Output spatial size (checked) and the depthwise kernel's spec, named as Keras names it in this layer. */
+  protected depthwiseBuild(s: Shape, name: string): { out: number[]; spec: WeightSpec } {
     this.expectRank(s, 3, '[height, width, channels]');
     const out = this.windowOut(s, this.pads(s), this.padding);
+    return { out, spec: { name, shape: [...this.kernel, s[2], this.depthMultiplier], init: this.depthwiseInit } };
+  }
+  /** The depthwise convolution: [B, H, W, C] -> [B, OH, OW, C * depthMultiplier]. */
+  protected depthwise(x: Node, w: Node): Node {
+    const s = x.shape.slice(1);
+    const pads = this.pads(s);
+    const out = pads.map((p, i) => outSize(s[i], p, this.kernel[i], this.strides[i], this.dilation[i]));
+    return depthwiseConv(x, w, { strides: this.strides, dilation: this.dilation, padding: pads, out });
+  }
+  buildOne(s: Shape): Built {
+    const { out, spec } = this.depthwiseBuild(s, 'kernel');
     const C = s[2] * this.depthMultiplier;
-    const weights: WeightSpec[] = [{ name: 'kernel', shape: [...this.kernel, s[2], this.depthMultiplier], init: this.depthwiseInit }];
+    const weights: WeightSpec[] = [spec];
     if (this.useBias) weights.push({ name: 'bias', shape: [C], init: this.biasInit });
     return { outputShape: [out[0], out[1], C], weights };
   }
   callOne(x: Node, [w, bias]: readonly Node[]): Node {
-    const s = x.shape.slice(1);
-    const pads = this.pads(s);
-    const out = pads.map((p, i) => outSize(s[i], p, this.kernel[i], this.strides[i], this.dilation[i]));
-    return addBias(depthwiseConv(x, w, { strides: this.strides, dilation: this.dilation, padding: pads, out }), bias);
+    return addBias(this.depthwise(x, w), bias);
   }
 }
 
@@ -363,40 +373,24 @@ export interface SeparableConv2DOptions extends DepthwiseConv2DOptions {
   pointwiseInitializer?: InitializerName;
 }
 
-class SeparableConv2DLayer extends ConvBase {
-  readonly className = 'SeparableConv2D';
-  readonly padding: ConvPadding;
-  readonly depthMultiplier: number;
-  readonly depthwiseInit: InitializerName;
+/** A depthwise convolution (its weight named `depthwise_kernel` here, as Keras does), then a 1x1 conv. */
+class SeparableConv2DLayer extends DepthwiseConv2DLayer {
   readonly pointwiseInit: InitializerName;
   constructor(readonly filters: number, kernelSize: number | readonly number[], opts: SeparableConv2DOptions = {}) {
-    super('SeparableConv2D', 'separable_conv2d', 2, kernelSize, opts);
+    super(kernelSize, opts, 'SeparableConv2D', 'separable_conv2d');
     const where = who('SeparableConv2D', opts);
     positiveInt(filters, 'filters', where);
-    this.padding = paddingMode(opts.padding, ['valid', 'same'] as const, where);
-    this.depthMultiplier = positiveInt(opts.depthMultiplier ?? 1, 'depthMultiplier', where);
-    this.depthwiseInit = checkInitializer(opts.depthwiseInitializer ?? 'glorot_uniform', `${where} depthwiseInitializer`);
     this.pointwiseInit = checkInitializer(opts.pointwiseInitializer ?? 'glorot_uniform', `${where} pointwiseInitializer`);
   }
-  private pads(s: Shape): [number, number][] {
-    return windowPads(this.padding, s.slice(0, 2), this.kernel, this.strides, this.dilation);
-  }
-  buildOne(s: Shape): Built {
-    this.expectRank(s, 3, '[height, width, channels]');
-    const out = this.windowOut(s, this.pads(s), this.padding);
+  override buildOne(s: Shape): Built {
+    const { out, spec } = this.depthwiseBuild(s, 'depthwise_kernel');
     const CM = s[2] * this.depthMultiplier;
-    const weights: WeightSpec[] = [
-      { name: 'depthwise_kernel', shape: [...this.kernel, s[2], this.depthMultiplier], init: this.depthwiseInit },
-      { name: 'pointwise_kernel', shape: [1, 1, CM, this.filters], init: this.pointwiseInit },
-    ];
+    const weights: WeightSpec[] = [spec, { name: 'pointwise_kernel', shape: [1, 1, CM, this.filters], init: this.pointwiseInit }];
     if (this.useBias) weights.push({ name: 'bias', shape: [this.filters], init: this.biasInit });
     return { outputShape: [out[0], out[1], this.filters], weights };
   }
-  callOne(x: Node, [dw, pw, bias]: readonly Node[]): Node {
-    const s = x.shape.slice(1);
-    const pads = this.pads(s);
-    const out = pads.map((p, i) => outSize(s[i], p, this.kernel[i], this.strides[i], this.dilation[i]));
-    const h = depthwiseConv(x, dw, { strides: this.strides, dilation: this.dilation, padding: pads, out });
+  override callOne(x: Node, [dw, pw, bias]: readonly Node[]): Node {
+    const h = this.depthwise(x, dw);
     const [B, OH, OW, CM] = h.shape;
     const y = b.dot(b.reshape(h, [B * OH * OW, CM]), b.reshape(pw, [CM, this.filters]));
     return addBias(b.reshape(y, [B, OH, OW, this.filters]), bias);
