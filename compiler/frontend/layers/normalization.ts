@@ -85,16 +85,20 @@ function normalize(x: Node, mean: Node, variance: Node, a: Affine, gamma: Node |
   return beta ? b.add(y, lastAxis(beta, x.shape)) : y;
 }
 
-class BatchNormalizationLayer extends UnaryLayer {
+class BatchNormalizationLayer extends UnaryLayer implements Affine {
   readonly className = 'BatchNormalization';
   readonly momentum: number;
-  readonly affine: Affine;
+  readonly epsilon: number;
+  readonly center: boolean;
+  readonly scale: boolean;
+  readonly gammaInit: InitializerName;
+  readonly betaInit: InitializerName;
   private readonly meanInit: InitializerName;
   private readonly varianceInit: InitializerName;
   constructor(opts: BatchNormalizationOptions = {}) {
     super(opts, 'batch_normalization');
     const where = 'BatchNormalization';
-    this.affine = affineOptions(opts, where);
+    ({ epsilon: this.epsilon, center: this.center, scale: this.scale, gammaInit: this.gammaInit, betaInit: this.betaInit } = affineOptions(opts, where));
     const m = opts.momentum ?? 0.99;
     if (typeof m !== 'number' || !(m >= 0 && m <= 1)) fail(`${where}: momentum must be in [0, 1], got ${String(opts.momentum)}`);
     this.momentum = m;
@@ -106,7 +110,7 @@ class BatchNormalizationLayer extends UnaryLayer {
     const c = [s[s.length - 1]];
     // Keras 3's variable order: gamma, beta, moving_mean, moving_variance.
     const weights: WeightSpec[] = [
-      ...affineWeights(this.affine, s),
+      ...affineWeights(this, s),
       { name: 'moving_mean', shape: c, init: this.meanInit, trainable: false },
       { name: 'moving_variance', shape: c, init: this.varianceInit, trainable: false },
     ];
@@ -114,12 +118,12 @@ class BatchNormalizationLayer extends UnaryLayer {
   }
   callOne(x: Node, ws: readonly Node[], ctx: CallContext): Node {
     let k = 0;
-    const gamma = this.affine.scale ? ws[k++] : null;
-    const beta = this.affine.center ? ws[k++] : null;
+    const gamma = this.scale ? ws[k++] : null;
+    const beta = this.center ? ws[k++] : null;
     const iMean = k++;
     const iVar = k++;
     const [movingMean, movingVar] = [ws[iMean], ws[iVar]];
-    if (!(ctx.training && ctx.layerTrainable)) return normalize(x, movingMean, movingVar, this.affine, gamma, beta);
+    if (!(ctx.training && ctx.layerTrainable)) return normalize(x, movingMean, movingVar, this, gamma, beta);
     // Batch statistics over every axis but the last, each sample weighted by the mask (1 for real
     // rows, 0 for the padding of a short final batch).
     const axes = x.shape.slice(0, -1).map((_, i) => i);
@@ -133,25 +137,29 @@ class BatchNormalizationLayer extends UnaryLayer {
     const ema = (moving: Node, batch: Node) => b.add(b.mul(moving, b.scalarLike(this.momentum, moving)), b.mul(batch, b.scalarLike(1 - this.momentum, batch)));
     ctx.update(iMean, ema(movingMean, mean));
     ctx.update(iVar, ema(movingVar, variance));
-    return normalize(x, mean, variance, this.affine, gamma, beta);
+    return normalize(x, mean, variance, this, gamma, beta);
   }
 }
 
-class LayerNormalizationLayer extends UnaryLayer {
+class LayerNormalizationLayer extends UnaryLayer implements Affine {
   readonly className = 'LayerNormalization';
-  readonly affine: Affine;
+  readonly epsilon: number;
+  readonly center: boolean;
+  readonly scale: boolean;
+  readonly gammaInit: InitializerName;
+  readonly betaInit: InitializerName;
   constructor(opts: LayerNormalizationOptions = {}) {
     super(opts, 'layer_normalization');
-    this.affine = affineOptions(opts, 'LayerNormalization');
+    ({ epsilon: this.epsilon, center: this.center, scale: this.scale, gammaInit: this.gammaInit, betaInit: this.betaInit } = affineOptions(opts, 'LayerNormalization'));
   }
   buildOne(s: Shape): Built {
     if (s.length < 1) this.error(`expects an input of rank >= 1 per sample, got ${fmtShape(s)}`);
-    return { outputShape: s, weights: affineWeights(this.affine, s) };
+    return { outputShape: s, weights: affineWeights(this, s) };
   }
   callOne(x: Node, ws: readonly Node[]): Node {
     let k = 0;
-    const gamma = this.affine.scale ? ws[k++] : null;
-    const beta = this.affine.center ? ws[k++] : null;
+    const gamma = this.scale ? ws[k++] : null;
+    const beta = this.center ? ws[k++] : null;
     // Statistics per position over the feature axis (kept as [..., 1]), not per feature as in
     // batch normalization, so `normalize` does not apply; gamma and beta are still per feature.
     const last = x.shape.length - 1;
@@ -159,7 +167,7 @@ class LayerNormalizationLayer extends UnaryLayer {
     const mean = b.div(b.sumKeep(x, [last]), n);
     const d = b.sub(x, b.broadcastTo(mean, x.shape));
     const variance = b.div(b.sumKeep(b.mul(d, d), [last]), n);
-    let y = b.mul(d, b.broadcastTo(b.recip(b.sqrt(b.add(variance, b.scalarLike(this.affine.epsilon, variance)))), x.shape));
+    let y = b.mul(d, b.broadcastTo(b.recip(b.sqrt(b.add(variance, b.scalarLike(this.epsilon, variance)))), x.shape));
     if (gamma) y = b.mul(y, lastAxis(gamma, x.shape));
     if (beta) y = b.add(y, lastAxis(beta, x.shape));
     return y;
