@@ -6,9 +6,17 @@
  * uses. The result is ordinary graph IR (new nodes sharing the forward nodes), so the train step is
  * one graph that later passes simplify and fuse as a whole. Only f32 values carry cotangents: integer
  * and bool values (labels, masks, comparisons) are cut, and a VJP returning `null` means "zero".
+ *
+ * A `scan` has several results, so its rule lives here rather than in the op table: the cotangents of
+ * its `scan_result`s are gathered first, and `scanVjp` turns them into one reverse scan. That scan's
+ * body recomputes the forward step from the carry saved at that step and pulls the cotangents back
+ * through it (`vjp` on the body), so the forward pass saves only one carry per step; the saved
+ * carries come from a copy of the forward scan that also returns them, which `simplify` merges with
+ * the original (compiler/passes/simplify.ts).
  */
 import * as b from './builders.ts';
-import { topoOrder } from './graph.ts';
+import { makeFunc, topoOrder } from './graph.ts';
+import { apply, input } from './node.ts';
 import { OP_TABLE } from './optable.ts';
 import type { Node, NodeWith, Op } from './types.ts';
 import { fmtShape, shapeEq } from './types.ts';
@@ -18,31 +26,128 @@ export function grad(loss: Node, wrt: readonly Node[]): Node[] {
   if (loss.shape.length !== 0 || loss.dtype !== 'f32') {
     throw new Error(`grad: loss must be an f32 scalar, got ${loss.dtype}${fmtShape(loss.shape)}`);
   }
-  const order = topoOrder([loss]);
-  // Only nodes on a path from some `wrt` to the loss need cotangents.
+  return vjp([loss], [b.constant(1, [], 'f32')], wrt);
+}
+
+/**
+ * The vector-Jacobian product: cotangents of each `wrt` node given a cotangent for each of `outputs`
+ * (`null`: none flows from that output). Unconnected `wrt` nodes get zeros.
+ */
+export function vjp(outputs: readonly Node[], outCts: readonly (Node | null)[], wrt: readonly Node[]): Node[] {
+  const order = topoOrder(outputs);
+  // Only nodes on a path from some `wrt` to an output need cotangents.
   const wrtIds = new Set(wrt.map((w) => w.id));
   const reaches = new Set<number>();
   for (const n of order) {
     if (wrtIds.has(n.id) || n.inputs.some((i) => reaches.has(i.id))) reaches.add(n.id);
   }
   const cts = new Map<number, Node>();
-  cts.set(loss.id, b.constant(1, [], 'f32'));
+  const addCt = (x: Node, c: Node) => {
+    const prev = cts.get(x.id);
+    cts.set(x.id, prev ? b.add(prev, c) : c);
+  };
+  outputs.forEach((o, i) => {
+    const c = outCts[i];
+    if (!c) return;
+    if (c.dtype !== 'f32' || !shapeEq(c.shape, o.shape)) throw new Error(`vjp: cotangent ${i} is ${c.dtype}${fmtShape(c.shape)}, output is ${o.dtype}${fmtShape(o.shape)}`);
+    addCt(o, c);
+  });
+  // Cotangents of each scan's results, gathered from its scan_result nodes.
+  const tupleCts = new Map<number, (Node | null)[]>();
   for (let k = order.length - 1; k >= 0; k--) {
     const n = order[k];
-    const ct = cts.get(n.id);
-    if (!ct || n.inputs.length === 0 || !reaches.has(n.id)) continue;
-    if (!n.inputs.some((i) => reaches.has(i.id) && i.dtype === 'f32')) continue;
-    const rule = OP_TABLE[n.op].vjp as (ct: Node, node: NodeWith<Op>) => readonly (Node | null)[];
-    const inCts = rule(ct, n);
+    if (!reaches.has(n.id) || n.inputs.length === 0) continue;
+    if (n.op === 'scan_result') {
+      const ct = cts.get(n.id);
+      if (!ct) continue;
+      const s = n.inputs[0];
+      const list = tupleCts.get(s.id) ?? tupleCts.set(s.id, []).get(s.id)!;
+      list[n.params.index] = list[n.params.index] ? b.add(list[n.params.index]!, ct) : ct;
+      continue;
+    }
+    let inCts: readonly (Node | null)[];
+    if (n.op === 'scan') {
+      const list = tupleCts.get(n.id);
+      if (!list) continue;
+      inCts = scanVjp(n, list, n.inputs.map((x) => reaches.has(x.id) && x.dtype === 'f32'));
+    } else {
+      const ct = cts.get(n.id);
+      if (!ct) continue;
+      if (!n.inputs.some((i) => reaches.has(i.id) && i.dtype === 'f32')) continue;
+      const rule = OP_TABLE[n.op].vjp as (ct: Node, node: NodeWith<Op>) => readonly (Node | null)[];
+      inCts = rule(ct, n);
+    }
     n.inputs.forEach((x, i) => {
       const c = inCts[i];
       if (!c || x.dtype !== 'f32' || !reaches.has(x.id)) return;
       if (!shapeEq(c.shape, x.shape)) {
         throw new Error(`grad: VJP of ${n.op} gave a cotangent of shape ${fmtShape(c.shape)} for input ${i} of shape ${fmtShape(x.shape)}`);
       }
-      const prev = cts.get(x.id);
-      cts.set(x.id, prev ? b.add(prev, c) : c);
+      addCt(x, c);
     });
   }
   return wrt.map((w) => cts.get(w.id) ?? b.constant(0, w.shape, 'f32'));
+}
+
+/**
+ * The VJP of a scan: one reverse scan. `resultCts` holds a cotangent per result (missing or null:
+ * none); `needed[i]` says whether operand i wants its cotangent. Its body takes (cotangents of the
+ * carries, running sums of the consts' cotangents) as carries and (the carry saved at that step,
+ * each xs slice, the ys cotangents) as xs, recomputes the step and pulls the cotangents through it.
+ */
+function scanVjp(s: NodeWith<'scan'>, resultCts: readonly (Node | null | undefined)[], needed: readonly boolean[]): (Node | null)[] {
+  const { body, length: T, reverse, carries: C, xs: X } = s.params;
+  const K = s.inputs.length - C - X;
+  const isF = (n: Node) => n.dtype === 'f32';
+  // The forward scan again, also returning the carry each step started from (merged with `s` later).
+  const saving = makeFunc(body.name, body.inputs, [...body.outputs, ...body.inputs.slice(0, C)], [
+    ...body.outputNames,
+    ...body.inputs.slice(0, C).map((c) => `${c.params.name}.saved`),
+  ]);
+  const fwd = apply('scan', s.inputs, { ...s.params, body: saving });
+  const Y = body.outputs.length - C;
+  const saved = body.inputs.slice(0, C).map((_, j) => apply('scan_result', [fwd], { index: C + Y + j }));
+
+  // Which carries and consts carry cotangents, and which ys have one.
+  const fC = [...Array(C).keys()].filter((j) => isF(s.inputs[j]));
+  const fK = [...Array(K).keys()].filter((k) => isF(s.inputs[C + X + k]) && needed[C + X + k]);
+  const fX = [...Array(X).keys()].filter((i) => isF(s.inputs[C + i]) && needed[C + i]);
+  const withY = [...Array(Y).keys()].filter((i) => resultCts[C + i]);
+  if (fC.length + fK.length + fX.length === 0) return s.inputs.map(() => null);
+
+  // The backward body's inputs.
+  const dc = fC.map((j) => input(`d${body.inputs[j].params.name}`, 'f32', body.inputs[j].shape));
+  const dkAcc = fK.map((k) => input(`d${body.inputs[C + X + k].params.name}`, 'f32', body.inputs[C + X + k].shape));
+  const cSaved = body.inputs.slice(0, C).map((c) => input(`${c.params.name}.saved`, c.dtype, c.shape));
+  const xIn = body.inputs.slice(C, C + X).map((x) => input(x.params.name, x.dtype, x.shape));
+  const dy = withY.map((i) => input(`d${body.outputNames[C + i]}`, 'f32', body.outputs[C + i].shape));
+  const kIn = body.inputs.slice(C + X).map((k) => input(k.params.name, k.dtype, k.shape));
+  // Recompute the step from the saved carry, then pull the cotangents back through it.
+  const replace = new Map<number, Node>(body.inputs.map((inp, i) => [inp.id, i < C ? cSaved[i] : i < C + X ? xIn[i - C] : kIn[i - C - X]]));
+  const outs = b.substitute(body.outputs, replace);
+  const outCts: (Node | null)[] = outs.map(() => null);
+  fC.forEach((j, q) => (outCts[j] = isF(outs[j]) ? dc[q] : null));
+  withY.forEach((i, q) => (outCts[C + i] = isF(outs[C + i]) ? dy[q] : null));
+  const wrt = [...fC.map((j) => cSaved[j]), ...fX.map((i) => xIn[i]), ...fK.map((k) => kIn[k])];
+  const g = vjp(outs, outCts, wrt);
+  const gC = g.slice(0, fC.length);
+  const gX = g.slice(fC.length, fC.length + fX.length);
+  const gK = g.slice(fC.length + fX.length);
+  const bodyB = makeFunc(`${body.name}_vjp`, [...dc, ...dkAcc, ...cSaved, ...xIn, ...dy, ...kIn], [...gC, ...gK.map((gk, q) => b.add(dkAcc[q], gk)), ...gX], [
+    ...dc.map((d) => `${d.params.name}.next`),
+    ...dkAcc.map((d) => `${d.params.name}.next`),
+    ...fX.map((i) => `d${body.inputs[C + i].params.name}`),
+  ]);
+  const init = [
+    ...fC.map((j) => resultCts[j] ?? b.constant(0, s.inputs[j].shape, 'f32')),
+    ...fK.map((k) => b.constant(0, s.inputs[C + X + k].shape, 'f32')),
+  ];
+  const bxs = [...saved, ...s.inputs.slice(C, C + X), ...withY.map((i) => resultCts[C + i]!)];
+  const back = apply('scan', [...init, ...bxs, ...s.inputs.slice(C + X)], { body: bodyB, length: T, reverse: !reverse, carries: init.length, xs: bxs.length });
+  const res = (i: number) => apply('scan_result', [back], { index: i });
+  const out: (Node | null)[] = s.inputs.map(() => null);
+  fC.forEach((j, q) => (out[j] = res(q)));
+  fK.forEach((k, q) => (out[C + X + k] = res(fC.length + q)));
+  fX.forEach((i, q) => (out[C + i] = res(init.length + q)));
+  return out;
 }

@@ -5,7 +5,8 @@
  * binary ops want equal shapes, and `broadcastTo`/`scalarLike` make the broadcast explicit in the IR
  * (fusion turns it into index arithmetic later).
  */
-import { apply } from './node.ts';
+import { makeFunc, topoOrder } from './graph.ts';
+import { apply, input } from './node.ts';
 import type { DType, Node, Padding2, Shape, WindowOp } from './types.ts';
 import { shapeEq } from './types.ts';
 
@@ -107,4 +108,87 @@ export function inversePerm(perm: readonly number[]): number[] {
   const inv = new Array<number>(perm.length);
   perm.forEach((p, i) => (inv[p] = i));
   return inv;
+}
+
+// ---- graph rewriting and loops ----
+
+/**
+ * Rebuild the graph under `roots` with some nodes replaced (`replace`, by node id): every node whose
+ * operands changed is made again through `apply`; untouched subgraphs are shared, not copied.
+ */
+export function substitute(roots: readonly Node[], replace: ReadonlyMap<number, Node>): Node[] {
+  const out = new Map<number, Node>(replace);
+  for (const n of topoOrder(roots)) {
+    if (out.has(n.id)) continue;
+    const ins = n.inputs.map((i) => out.get(i.id) ?? i);
+    out.set(n.id, ins.every((x, k) => x === n.inputs[k]) ? n : apply(n.op, ins, n.params as never));
+  }
+  return roots.map((r) => out.get(r.id)!);
+}
+
+export interface ScanOptions {
+  /** Run the steps from the last slice to the first; ys are still stacked in slice order. */
+  readonly reverse?: boolean;
+  /** Name of the body function in dumps. */
+  readonly name?: string;
+  /** Names of the body's carry and xs inputs in dumps (defaults c0.., x0..). */
+  readonly carryNames?: readonly string[];
+  readonly xsNames?: readonly string[];
+}
+
+export interface ScanValues {
+  /** The final carries. */
+  readonly carry: Node[];
+  /** Each per-step output stacked along a new leading axis. */
+  readonly ys: Node[];
+}
+
+/**
+ * `lax.scan` as a builder: `step(carry, x)` is traced once on fresh input nodes (one slice of each
+ * `xs`) and returns the next carries and this step's ys. Values from outside that `step` captures (a
+ * layer's weights, anything computed from them) become the scan's const operands, so the body is a
+ * closed function; values that depend on no input at all (constants, iota) stay inside it.
+ */
+export function scan(
+  step: (carry: readonly Node[], x: readonly Node[]) => { readonly carry: readonly Node[]; readonly ys: readonly Node[] },
+  init: readonly Node[],
+  xs: readonly Node[],
+  opts: ScanOptions = {},
+): ScanValues {
+  const length = xs.length ? xs[0].shape[0] : 0;
+  if (!xs.length) throw new Error('scan: at least one xs sequence is needed (it sets the length)');
+  for (const x of xs) if (x.shape[0] !== length) throw new Error(`scan: xs have leading axes ${xs.map((v) => v.shape[0]).join(', ')}; they must agree`);
+  const cIn = init.map((c, i) => input(opts.carryNames?.[i] ?? `c${i}`, c.dtype, c.shape));
+  const xIn = xs.map((x, i) => input(opts.xsNames?.[i] ?? `x${i}`, x.dtype, x.shape.slice(1)));
+  const r = step(cIn, xIn);
+  if (r.carry.length !== init.length) throw new Error(`scan: step returned ${r.carry.length} carries for ${init.length} initial ones`);
+  const outs = [...r.carry, ...r.ys];
+  // Which body nodes depend on the step's own inputs, and which reach an outside value.
+  const local = new Set<number>([...cIn, ...xIn].map((n) => n.id));
+  const outer = new Set<number>();
+  const order = topoOrder(outs);
+  for (const n of order) {
+    if (local.has(n.id)) continue;
+    if (n.inputs.some((i) => local.has(i.id))) local.add(n.id);
+    else if (n.op === 'input' || n.inputs.some((i) => outer.has(i.id))) outer.add(n.id);
+  }
+  // Lift the outermost captured values: those a local node uses, or that are returned directly.
+  const consts: Node[] = [];
+  const seen = new Set<number>();
+  const lift = (n: Node) => {
+    if (outer.has(n.id) && !seen.has(n.id)) {
+      seen.add(n.id);
+      consts.push(n);
+    }
+  };
+  for (const n of order) if (local.has(n.id)) n.inputs.forEach(lift);
+  outs.forEach(lift);
+  const kIn = consts.map((k, i) => input(`k${i}`, k.dtype, k.shape));
+  const body = makeFunc(opts.name ?? 'scan_body', [...cIn, ...xIn, ...kIn], substitute(outs, new Map(consts.map((k, i) => [k.id, kIn[i]]))), [
+    ...cIn.map((c) => `${c.params.name}.next`),
+    ...r.ys.map((_, i) => `y${i}`),
+  ]);
+  const s = apply('scan', [...init, ...xs, ...consts], { body, length, reverse: opts.reverse ?? false, carries: init.length, xs: xs.length });
+  const results = outs.map((_, i) => apply('scan_result', [s], { index: i }));
+  return { carry: results.slice(0, init.length), ys: results.slice(init.length) };
 }

@@ -10,6 +10,7 @@ import { leafOps } from './ops/leaf.ts';
 import { linalgOps } from './ops/linalg.ts';
 import { movementOps } from './ops/movement.ts';
 import { reduceOps } from './ops/reduce.ts';
+import { scanOps } from './ops/scan.ts';
 import { windowOps } from './ops/window.ts';
 import type { Op } from './types.ts';
 
@@ -20,6 +21,7 @@ export const OP_TABLE: OpTable = {
   ...movementOps,
   ...linalgOps,
   ...windowOps,
+  ...scanOps,
 };
 
 export const ALL_OPS = Object.keys(OP_TABLE) as Op[];

@@ -267,6 +267,13 @@ class Parser {
 
 export function parseFunc(text: string): Func {
   const p = new Parser(lex(text));
+  const f = parseOne(p);
+  p.atEnd();
+  return f;
+}
+
+/** One function from `func` to its closing brace; a scan's nested body is parsed by a recursive call. */
+function parseOne(p: Parser): Func {
   const defs = new Map<string, { node: Node; line: number }>();
   // Checked when the name is read, so a redefinition is reported before anything else on its line.
   const fresh = (t: Tok) => {
@@ -340,6 +347,13 @@ export function parseFunc(text: string): Func {
     }
     // Operands must start on the line the op (or its params) ends on; the next line is a new statement.
     const operands = p.operands(p.prevLine()).map(use);
+    if (op === 'scan') {
+      // The body follows between braces: `{` ends the line, the nested function, then `}`.
+      if (!p.isPunct('{') || p.peek().line !== p.prevLine()) p.error(`expected '{' and the scan's body function but found ${describe(p.peek())}`);
+      p.next();
+      params.body = parseOne(p) as unknown as RawValue;
+      p.expect('}');
+    }
     let node: Node;
     try {
       node = apply(op as Op, operands, Object.freeze(params) as unknown as OpParams[Op]);
@@ -359,7 +373,6 @@ export function parseFunc(text: string): Func {
   const retTok = p.next();
   const outs = p.operands(retTok.line);
   p.expect('}');
-  p.atEnd();
   if (outs.length !== results.length) {
     p.error(`return gives ${outs.length} values but the signature declares ${results.length} outputs`, retTok);
   }

@@ -17,6 +17,15 @@
  *   return %5
  * }
  * ```
+ * A `scan`'s body function prints nested after its operands, between braces, with its own names:
+ * ```
+ *   %4: f32[2,3] = scan[carries=1,length=5,reverse=false,xs=1] %1, %2, %3 {
+ *     func @rnn_cell(%0 c0: f32[2,3], %1 x0: f32[2,4], %2 k0: f32[4,3]) -> ("c0.next": f32[2,3], y0: f32[2,3]) {
+ *       ...
+ *     }
+ *   }
+ *   %5: f32[2,3] = scan_result[index=0] %4
+ * ```
  */
 import { funcNodes } from './graph.ts';
 import type { Func, Node, Op } from './types.ts';
@@ -100,6 +109,12 @@ export function nameValues(f: Func): Naming {
 export function printNode(n: Node, names: ReadonlyMap<Node, string>): string {
   const name = (x: Node) => names.get(x) ?? '%?';
   const operands = n.inputs.length ? ` ${n.inputs.map(name).join(', ')}` : '';
+  if (n.op === 'scan') {
+    // The body prints nested, in its own naming scope, between braces that end the line.
+    const { body, ...rest } = n.params;
+    const inner = printFunc(body).trimEnd().split('\n').map((l) => `  ${l}`);
+    return [`${name(n)}: ${fmtType(n)} = ${n.op}${fmtParams(n.op, rest)}${operands} {`, ...inner, '}'].join('\n');
+  }
   return `${name(n)}: ${fmtType(n)} = ${n.op}${fmtParams(n.op, n.params)}${operands}`;
 }
 
@@ -110,7 +125,7 @@ export function printFunc(f: Func): string {
   const params = f.inputs.map((i) => `${names.get(i)} ${fmtParamValue(i.params.name)}: ${fmtType(i)}`);
   const results = f.outputs.map((o, k) => `${fmtParamValue(f.outputNames[k])}: ${fmtType(o)}`);
   const lines = [`func @${fmtName(f.name)}(${params.join(', ')}) -> (${results.join(', ')}) {`];
-  for (const n of body) lines.push(`  ${printNode(n, names)}`);
+  for (const n of body) for (const l of printNode(n, names).split('\n')) lines.push(`  ${l}`);
   const ret = f.outputs.map((o) => names.get(o) ?? '%?');
   lines.push(ret.length ? `  return ${ret.join(', ')}` : '  return', '}');
   return `${lines.join('\n')}\n`;

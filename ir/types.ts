@@ -86,6 +86,16 @@ export interface OpParams extends AluOpParams {
     readonly strides: readonly number[];
     readonly padding: Padding2;
   };
+  // loops (ops/scan.ts)
+  /**
+   * `lax.scan`: operands are `carries` initial carries, then `xs` stacked sequences (leading axis
+   * `length`), then loop-invariant consts. `body` maps (carries, one slice of each xs, consts) to
+   * (next carries, one slice of each ys). A scan has several results, read only through
+   * `scan_result`; the scan node's own type is that of its first result.
+   */
+  scan: { readonly body: Func; readonly length: number; readonly reverse: boolean; readonly carries: number; readonly xs: number };
+  /** Result `index` of a scan: the final carries first, then the stacked ys ([length, ...slice]). */
+  scan_result: { readonly index: number };
 }
 
 export type WindowOp = 'max' | 'sum';

@@ -46,13 +46,15 @@ function isParamValue(v: unknown): boolean {
   return isNumberList(v) || (Array.isArray(v) && v.every(isNumberList));
 }
 
-function paramsProblem(p: unknown): string | null {
+function paramsProblem(p: unknown, op: string): string | null {
   if (typeof p !== 'object' || p === null || Array.isArray(p)) return 'params are not an object';
   const proto: unknown = Object.getPrototypeOf(p);
   if (proto !== Object.prototype && proto !== null) return 'params are not a plain object';
   // Nodes are shared between graphs, so a mutable params object would let one pass change another's graph.
   if (!Object.isFrozen(p)) return 'params are not frozen';
   for (const [k, v] of Object.entries(p)) {
+    // A scan's body is a function, verified on its own below.
+    if (op === 'scan' && k === 'body') continue;
     if (!isParamValue(v)) return `param ${k} is not plain data (a number, string, boolean, or list of numbers or of number lists)`;
   }
   return null;
@@ -141,8 +143,19 @@ export function verifyFunc(f: Func): void {
     byId.set(n.id, n);
     const tp = typeProblem(n);
     if (tp) fail(`${show(n)}: ${tp}`, n);
-    const pp = paramsProblem(n.params);
+    const pp = paramsProblem(n.params, n.op);
     if (pp) fail(`${show(n)}: ${pp}`, n);
+    if (n.op === 'scan') {
+      try {
+        verifyFunc(n.params.body);
+      } catch (e) {
+        if (e instanceof VerifyError) fail(`in the body of ${show(n).split('\n')[0]}: ${e.message}`, e.node ?? n);
+        throw e;
+      }
+    }
+    for (const x of n.inputs) {
+      if (isNodeLike(x) && x.op === 'scan' && n.op !== 'scan_result') fail(`${show(n)} uses a scan directly; a scan's results are read through scan_result`, n);
+    }
     if (n.op === 'input') {
       if (!inputSet.has(n)) fail(`${show(n)} is reachable from the outputs but is not one of the function's inputs`, n);
       continue;

@@ -128,7 +128,21 @@ function trainStepGraph(): Func {
   return makeFunc('train_step', [x, y, k, w], [loss, b.sub(k, lr(gk)), b.sub(w, lr(gw))], ['loss', 'conv2d.kernel.next', 'dense.kernel.next']);
 }
 
-const GRAPHS: readonly Func[] = [elementwiseGraph(), reduceLeafGraph(), movementGraph(), cnnGraph(), awkwardGraph(), ...edgeGraphs(), trainStepGraph()];
+/** A recurrent loop and its gradient: scan bodies print nested, the VJP adds a reverse scan. */
+function scanGraph(): Func {
+  const xs = inp('xs', 'f32', [3, 2, 2]);
+  const h0 = inp('h0', 'f32', [2, 2]);
+  const w = inp('rnn.kernel', 'f32', [2, 2]);
+  const r = b.scan(([h], [x]) => {
+    const h2 = b.tanh(b.add(b.dot(x, w), h));
+    return { carry: [h2], ys: [b.mul(h2, h2)] };
+  }, [h0], [xs], { name: 'rnn_cell', carryNames: ['h'], xsNames: ['x'] });
+  const loss = b.reduceSum(r.ys[0], [0, 1, 2]);
+  const [gw] = grad(loss, [w]);
+  return makeFunc('scan_train', [xs, h0, w], [r.carry[0], loss, gw], ['h', 'loss', 'rnn.kernel.grad']);
+}
+
+const GRAPHS: readonly Func[] = [elementwiseGraph(), reduceLeafGraph(), movementGraph(), cnnGraph(), awkwardGraph(), ...edgeGraphs(), trainStepGraph(), scanGraph()];
 
 /** Deterministic arguments: positive floats (so log and sqrt stay real), small ints, 0/1 bools. */
 function argsFor(f: Func): number[][] {

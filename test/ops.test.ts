@@ -98,6 +98,8 @@ type Row<O extends Op> = Differentiable<O> | NonDifferentiable<O>;
 /** Ops deliberately without a row, with the reason. */
 const EXCLUDED = {
   input: 'a function parameter bound to an argument by the interpreter, not an op to evaluate: its type rule and interp refuse to run',
+  scan: 'has several results and a body function; test/scan.test.ts checks it whole (interpreter against the loop unrolled, VJP against finite differences)',
+  scan_result: 'reads one result of a scan; tested with scan in test/scan.test.ts',
 } as const satisfies Partial<Record<Op, string>>;
 
 type RowOp = Exclude<Op, keyof typeof EXCLUDED>;

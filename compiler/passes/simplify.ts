@@ -10,8 +10,9 @@
  * to the identity.
  */
 import { apply } from '../../ir/node.ts';
+import { substitute } from '../../ir/builders.ts';
 import { funcNodes, makeFunc } from '../../ir/graph.ts';
-import type { Func, InputNode, Node } from '../../ir/types.ts';
+import type { Func, InputNode, Node, NodeWith } from '../../ir/types.ts';
 import { shapeEq } from '../../ir/types.ts';
 
 function isConst(n: Node, v: number): boolean {
@@ -25,7 +26,57 @@ function constValue(n: Node): number | null {
   return null;
 }
 
-export function simplify(f: Func): Func {
+/** Simplified scan bodies, so a body shared by several scans is simplified once and stays one object. */
+const simplifiedBodies = new WeakMap<Func, Func>();
+const bodyIds = new WeakMap<Func, number>();
+let nextBodyId = 0;
+const bodyId = (f: Func) => bodyIds.get(f) ?? (bodyIds.set(f, nextBodyId++), nextBodyId - 1);
+
+/** The CSE key of a node's params; a scan's body counts by identity (its text could be huge). */
+function paramKey(n: Node, body: Func | null): string {
+  if (n.op !== 'scan') return JSON.stringify(n.params);
+  const { body: _b, ...rest } = n.params;
+  return `${JSON.stringify(rest)}#${bodyId(body ?? n.params.body)}`;
+}
+
+/**
+ * Autodiff differentiates a scan through a second forward scan that also returns each step's carry
+ * (ir/autodiff.ts). That scan has the same operands and a body with the same inputs whose outputs
+ * extend the original's, so every result of the original is a result of it: read them there, and
+ * the original is left dead. Nested bodies get the same treatment when they are simplified.
+ */
+function mergeScans(f: Func): Func {
+  const scans = funcNodes(f).filter((n): n is NodeWith<'scan'> => n.op === 'scan');
+  if (scans.length < 2) return f;
+  const key = (s: NodeWith<'scan'>) => {
+    const p = s.params;
+    return [p.length, p.reverse, p.carries, p.xs, s.inputs.map((i) => i.id).join(','), p.body.inputs.map((i) => i.id).join(',')].join('|');
+  };
+  const groups = new Map<string, NodeWith<'scan'>[]>();
+  for (const s of scans) (groups.get(key(s)) ?? groups.set(key(s), []).get(key(s))!).push(s);
+  const cover = new Map<number, Node>();
+  for (const g of groups.values()) {
+    for (const s of g) {
+      const outs = s.params.body.outputs;
+      let best: NodeWith<'scan'> = s;
+      for (const t of g) {
+        const tOuts = t.params.body.outputs;
+        if (tOuts.length > best.params.body.outputs.length && outs.every((o, i) => tOuts[i] === o)) best = t;
+      }
+      if (best !== s) cover.set(s.id, best);
+    }
+  }
+  if (cover.size === 0) return f;
+  const replace = new Map<number, Node>();
+  for (const n of funcNodes(f)) {
+    const c = n.op === 'scan_result' ? cover.get(n.inputs[0].id) : undefined;
+    if (c && n.op === 'scan_result') replace.set(n.id, apply('scan_result', [c], n.params));
+  }
+  return makeFunc(f.name, f.inputs, substitute(f.outputs, replace), f.outputNames);
+}
+
+export function simplify(input: Func): Func {
+  const f = mergeScans(input);
   const canon = new Map<number, Node>();
   const byKey = new Map<string, Node>();
   for (const n of funcNodes(f)) {
@@ -41,10 +92,20 @@ export function simplify(f: Func): Func {
     }
     // Broadcast constants are rebuilt as constants of the full shape: one leaf, no index math.
     const cv = n.op === 'broadcast' ? constValue(ins[0]) : null;
-    const key = cv !== null ? `constant|${JSON.stringify({ value: cv, dtype: n.dtype, shape: n.shape })}` : `${n.op}|${JSON.stringify(n.params)}|${ins.map((i) => i.id).join(',')}`;
+    // A scan's body is simplified on its own (memoized, so shared bodies stay shared).
+    let body: Func | null = null;
+    if (n.op === 'scan') {
+      body = simplifiedBodies.get(n.params.body) ?? null;
+      if (!body) {
+        body = simplify(n.params.body);
+        simplifiedBodies.set(n.params.body, body);
+      }
+    }
+    const params = n.op === 'scan' && body !== n.params.body ? { ...n.params, body } : n.params;
+    const key = cv !== null ? `constant|${JSON.stringify({ value: cv, dtype: n.dtype, shape: n.shape })}` : `${n.op}|${paramKey(n, body)}|${ins.map((i) => i.id).join(',')}`;
     let m = byKey.get(key);
     if (!m) {
-      m = cv !== null ? apply('constant', [], { value: cv, dtype: n.dtype, shape: n.shape }) : ins.every((x, i) => x === n.inputs[i]) ? n : apply(n.op, ins, n.params as never);
+      m = cv !== null ? apply('constant', [], { value: cv, dtype: n.dtype, shape: n.shape }) : ins.every((x, i) => x === n.inputs[i]) && params === n.params ? n : apply(n.op, ins, params as never);
       byKey.set(key, m);
     }
     canon.set(n.id, m);
