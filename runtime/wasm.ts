@@ -14,6 +14,8 @@
  * through an import() whose specifier bundlers do not follow, so this file also loads in a page.
  */
 
+import type { ByteCopy, ScheduleLoop } from './schedule.ts';
+import { byteCopyAt, walkSchedule } from './schedule.ts';
 import type { DispatchSink } from './trace.ts';
 import { dispatchTrace } from './trace.ts';
 
@@ -33,6 +35,11 @@ export interface ProgramInfo {
   readonly label?: string;
   /** Kernel names in schedule order, for traces (default `k<i>`). */
   readonly kernels?: readonly string[];
+  /**
+   * The program's loops (the module's `run` has them built in): a traced run calls the kernels one by
+   * one and must repeat them and make the loop's copies itself.
+   */
+  readonly loops?: readonly ScheduleLoop<ByteCopy>[];
 }
 
 export async function instantiateProgram(bytes: Uint8Array, info: ProgramInfo = {}): Promise<WasmProgram> {
@@ -55,11 +62,17 @@ export async function instantiateProgram(bytes: Uint8Array, info: ProgramInfo = 
   let runs = 0;
   const traced = (trace: DispatchSink) => {
     const n = runs++;
-    for (let i = 0; i < kernels.length; i++) {
+    walkSchedule(kernels.length, info.loops ?? [], (e) => {
+      if (e.k === 'copy') {
+        const c = byteCopyAt(e.copy, e.step);
+        new Uint8Array(memory.buffer).copyWithin(c.dst, c.src, c.src + c.bytes);
+        return;
+      }
+      const i = e.index;
       const t0 = performance.now();
       kernels[i]();
       trace({ backend: 'wasm', program: label, run: n, index: i, kernel: info.kernels?.[i] ?? `k${i}`, start: t0, ms: performance.now() - t0 });
-    }
+    });
   };
   return {
     instance,

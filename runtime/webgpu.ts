@@ -22,6 +22,8 @@
  *    module-level variable for the life of the process: dawn.node crashes if it is collected.
  */
 
+import type { ByteCopy, ScheduleLoop } from './schedule.ts';
+import { byteCopyAt, checkLoops, walkSchedule } from './schedule.ts';
 import type { DispatchSink } from './trace.ts';
 import { dispatchTrace } from './trace.ts';
 
@@ -214,9 +216,20 @@ function watchErrors(device: GPUDevice, sink: (message: string) => void): () => 
  * Create the arena, one pipeline per kernel (all sharing one layout, so one bind group serves them
  * all) and the bind group. Throws naming the kernel if a shader does not compile or validate.
  */
-export async function createProgram(device: GPUDevice, kernels: readonly GpuKernelSource[], arenaBytes: number, label = 'dlc'): Promise<GpuProgram> {
+export async function createProgram(
+  device: GPUDevice,
+  kernels: readonly GpuKernelSource[],
+  arenaBytes: number,
+  label = 'dlc',
+  loops: readonly ScheduleLoop<ByteCopy>[] = [],
+): Promise<GpuProgram> {
   const bytes = Math.max(16, Math.ceil(arenaBytes / 16) * 16);
   checkArena(device, bytes);
+  checkLoops(loops, kernels.length, bytes, `webgpu: ${label}`);
+  // The scratch a batch of loop copies can need: a batch holds copies that follow each other with no
+  // dispatch between (one step's exit and the next step's enter, an inner loop's and its outer
+  // loop's), each copy at most once, so all the loops' copies together bound it.
+  const loopScratch = loops.reduce((m, L) => m + [...L.init, ...L.enter, ...L.exit].reduce((t, c) => t + c.bytes, 0), 0);
   const bindLayout = device.createBindGroupLayout({
     label: `${label}.layout`,
     entries: [{ binding: 0, visibility: SHADER_STAGE_COMPUTE, buffer: { type: 'storage' } }],
@@ -266,14 +279,22 @@ export async function createProgram(device: GPUDevice, kernels: readonly GpuKern
     }
   };
 
-  const encodeCopies = (enc: GPUCommandEncoder, copies: readonly ArenaCopy[]) => {
-    if (!copies.length) return;
-    // Same-buffer copies are invalid in WebGPU: stage every source in a scratch buffer, then copy back.
-    const total = copies.reduce((s, c) => s + c.bytes, 0);
-    if (!scratch || scratch.size < total) {
+  /**
+   * Make the scratch buffer at least `total` bytes. Called before anything is encoded: a scratch
+   * buffer replaced while a command buffer still refers to it would make that command buffer invalid.
+   */
+  const ensureScratch = (total: number) => {
+    if (total && (!scratch || scratch.size < total)) {
       scratch?.destroy();
       scratch = device.createBuffer({ label: `${label}.scratch`, size: Math.ceil(total / 16) * 16, usage: USAGE.COPY_SRC | USAGE.COPY_DST });
     }
+  };
+  const copyBytes = (copies: readonly ArenaCopy[]) => copies.reduce((s, c) => s + c.bytes, 0);
+
+  const encodeCopies = (enc: GPUCommandEncoder, copies: readonly ArenaCopy[]) => {
+    if (!copies.length) return;
+    // Same-buffer copies are invalid in WebGPU: stage every source in a scratch buffer, then copy back.
+    if (!scratch || scratch.size < copyBytes(copies)) throw new Error(`webgpu: ${label}: scratch buffer too small (ensureScratch was not called)`);
     let at = 0;
     for (const c of copies) {
       checkRange(c.src, c.bytes, 'copy source');
@@ -288,15 +309,60 @@ export async function createProgram(device: GPUDevice, kernels: readonly GpuKern
     }
   };
 
+  /**
+   * Encode the step's dispatches and its loops' copies in schedule order: dispatches share a compute
+   * pass until a copy ends it; consecutive copies go in one batch through scratch unless one reads
+   * what an earlier one in the batch writes.
+   */
+  const encodeLoops = (enc: GPUCommandEncoder) => {
+    let pass: GPUComputePassEncoder | null = null;
+    let batch: ArenaCopy[] = [];
+    const flush = () => {
+      encodeCopies(enc, batch);
+      batch = [];
+    };
+    walkSchedule(pipelines.length, loops, (e) => {
+      if (e.k === 'copy') {
+        pass?.end();
+        pass = null;
+        const c = byteCopyAt(e.copy, e.step);
+        if (batch.some((d) => c.src < d.dst + d.bytes && d.dst < c.src + c.bytes)) flush();
+        batch.push(c);
+        return;
+      }
+      const p = pipelines[e.index];
+      const [x, y, z] = p.workgroups;
+      if (x * y * z === 0) return;
+      if (batch.length) flush();
+      if (!pass) {
+        pass = enc.beginComputePass({ label: `${label}.kernels` });
+        pass.setBindGroup(0, bindGroup);
+      }
+      pass.setPipeline(p.pipeline);
+      pass.dispatchWorkgroups(x, y, z);
+    });
+    (pass as GPUComputePassEncoder | null)?.end();
+    flush();
+  };
+
   let runs = 0;
   /**
    * The traced form of `run`: one submit per dispatch, each timed from the completion of the one
-   * before (the queue runs them in order), reported when the GPU says it is done.
+   * before (the queue runs them in order), reported when the GPU says it is done. A loop's copies
+   * are submitted on their own between them.
    */
   const runTraced = (trace: DispatchSink, copies: readonly ArenaCopy[]) => {
     const n = runs++;
     let prev = performance.now();
-    pipelines.forEach((p, i) => {
+    walkSchedule(pipelines.length, loops, (e) => {
+      if (e.k === 'copy') {
+        const enc = device.createCommandEncoder({ label: `${label}.loopcopy` });
+        encodeCopies(enc, [byteCopyAt(e.copy, e.step)]);
+        device.queue.submit([enc.finish()]);
+        return;
+      }
+      const i = e.index;
+      const p = pipelines[i];
       const [x, y, z] = p.workgroups;
       const enc = device.createCommandEncoder({ label: `${label}.${p.name}` });
       if (x * y * z > 0) {
@@ -324,11 +390,13 @@ export async function createProgram(device: GPUDevice, kernels: readonly GpuKern
     arenaBytes: bytes,
     kernels: pipelines.map((p) => p.name),
     run(copies = []) {
+      ensureScratch(Math.max(loopScratch, copyBytes(copies)));
       const trace = dispatchTrace();
       if (trace) return runTraced(trace, copies);
       runs++;
       const enc = device.createCommandEncoder({ label: `${label}.step` });
-      if (pipelines.length) {
+      if (loops.length) encodeLoops(enc);
+      else if (pipelines.length) {
         const pass = enc.beginComputePass({ label: `${label}.kernels` });
         pass.setBindGroup(0, bindGroup);
         for (const p of pipelines) {
@@ -347,6 +415,7 @@ export async function createProgram(device: GPUDevice, kernels: readonly GpuKern
       device.queue.writeBuffer(arena, offset, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
     },
     copyWithin(copies) {
+      ensureScratch(copyBytes(copies));
       const enc = device.createCommandEncoder({ label: `${label}.copy` });
       encodeCopies(enc, copies);
       device.queue.submit([enc.finish()]);

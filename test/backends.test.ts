@@ -19,6 +19,7 @@ import { fuse } from '../compiler/kernel/fuse.ts';
 import { planMemory } from '../compiler/kernel/plan.ts';
 import { loadMnist } from '../compiler/mnist.ts';
 import { simplify } from '../compiler/passes/simplify.ts';
+import { grad } from '../ir/autodiff.ts';
 import * as b from '../ir/builders.ts';
 import { makeFunc } from '../ir/graph.ts';
 import { interpret } from '../ir/interp.ts';
@@ -100,6 +101,23 @@ function opGraphs(): { name: string; f: Func; args: Arr[] }[] {
     const dy = inp('dy', [...pool.shape]);
     const f = makeFunc('conv_pool', [x, w, dy], [c, pool, b.reduceWindowGrad(x, dy, pw), b.reduceWindow(x, { ...pw, op: 'sum' }), b.reduceWindowGrad(x, dy, { ...pw, op: 'sum' })]);
     out.push({ name: 'conv and pooling', f, args: [rnd(432, 6), rnd(90, 7), rnd(numel(pool.shape), 8)] });
+  }
+  {
+    // A recurrent loop, forward and backward (the gradient is a reverse scan), in both directions.
+    for (const reverse of [false, true]) {
+      const xs = inp('xs', [5, 2, 3]);
+      const h0 = inp('h0', [2, 4]);
+      const w = inp('w', [3, 4]);
+      const u = inp('u', [4, 4]);
+      const r = b.scan(([h], [x]) => {
+        const h2 = b.tanh(b.add(b.dot(x, w), b.dot(h, u)));
+        return { carry: [h2], ys: [h2, b.mul(h2, h)] };
+      }, [h0], [xs], { reverse });
+      const loss = b.reduceSum(b.mul(r.ys[1], r.ys[0]), [0, 1, 2]);
+      const g = grad(loss, [xs, h0, w, u]);
+      const f = makeFunc(`scan_${reverse ? 'reverse' : 'forward'}`, [xs, h0, w, u], [r.carry[0], r.ys[0], r.ys[1], loss, ...g]);
+      out.push({ name: f.name, f, args: [rnd(30, 9), rnd(8, 10), rnd(12, 11), rnd(16, 12)] });
+    }
   }
   return out;
 }

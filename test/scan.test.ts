@@ -206,3 +206,22 @@ describe('scan: VJP against finite differences', () => {
     expect(scans.map((s) => (s.op === 'scan' ? s.params.reverse : null)).sort()).toEqual([false, true]);
   });
 });
+
+describe('scan: fusion and the memory plan', () => {
+  it('the fused program (f64 kernel interpreter) matches the graph interpreter, forward and gradients', async () => {
+    const { fuse } = await import('../compiler/kernel/fuse.ts');
+    const { runProgram } = await import('../compiler/kernel/interp.ts');
+    for (const reverse of [false, true]) {
+      const { scanned } = rnnPair(5, reverse);
+      const [xs, h0, W, U, bias] = scanned.inputs;
+      const loss = b.reduceSum(b.mul(scanned.outputs[1], scanned.outputs[1]), [0, 1, 2]);
+      const g = grad(loss, [xs, h0, W, U, bias]);
+      const f = simplify(makeFunc('train', scanned.inputs, [...scanned.outputs, loss, ...g]));
+      const p = fuse(f);
+      expect(p.loops.length).toBe(2);
+      const args = values(f, 5);
+      const want = interpret(f, args);
+      runProgram(p, args).forEach((got, i) => close(got, want[i].data, 1e-12));
+    }
+  });
+});

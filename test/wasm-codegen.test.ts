@@ -63,6 +63,7 @@ function program(bufs: readonly TBuf[], kernels: readonly KSpec[]): Program {
     name: 'test',
     buffers,
     kernels: ks,
+    loops: [],
     inputs: buffers.filter((b) => b.role === 'input').map((b) => b.id),
     outputs: [...outs],
     outputNames: [...outs].map((o) => `b${o}`),

@@ -31,7 +31,10 @@ import { chooseTile, emitWgsl, MATMUL_TILES } from '../compiler/codegen/wgsl.ts'
 import { fuse } from '../compiler/kernel/fuse.ts';
 import { runProgram } from '../compiler/kernel/interp.ts';
 import { planMemory } from '../compiler/kernel/plan.ts';
+import { byteLoops } from '../compiler/kernel/schedule.ts';
+import { simplify } from '../compiler/passes/simplify.ts';
 import type { Program } from '../compiler/kernel/types.ts';
+import { grad } from '../ir/autodiff.ts';
 import * as b from '../ir/builders.ts';
 import { funcNodes, makeFunc } from '../ir/graph.ts';
 import { interpret } from '../ir/interp.ts';
@@ -70,7 +73,7 @@ type Arr = Float32Array | Int32Array;
 async function runGpu(p: Program, args: readonly Arr[], opts: WgslOptions = {}): Promise<Arr[]> {
   const plan = planMemory(p);
   const { kernels } = emitWgsl(p, plan, kernelLimits(device!), opts);
-  const prog = await createProgram(device!, kernels, plan.totalBytes, p.name);
+  const prog = await createProgram(device!, kernels, plan.totalBytes, p.name, byteLoops(p, plan));
   try {
     p.inputs.forEach((id, i) => prog.write(plan.offsets[id], p.buffers[id].dtype === 'f32' ? Float32Array.from(args[i]) : Int32Array.from(args[i])));
     prog.run();
@@ -294,6 +297,24 @@ describe.runIf(device)('wgsl kernels match the kernel interpreter', () => {
     const xv = rnd(150, 28).map((v) => Math.round(v * 2) / 2);
     await check(f, [xv, rnd(numel(yv.shape), 29), rnd(288, 30).map((v) => Math.round(v * 2) / 2), rnd(72, 31)]);
     expect(kinds.has('pool_grad')).toBe(true);
+  });
+
+  it('a recurrent loop and its gradient (scan, reverse scan), both directions', async () => {
+    for (const reverse of [false, true]) {
+      const xs = inp('xs', [6, 2, 3]);
+      const h0 = inp('h0', [2, 4]);
+      const w = inp('w', [3, 4]);
+      const u = inp('u', [4, 4]);
+      const r = b.scan(([h], [x]) => {
+        const h2 = b.tanh(b.add(b.dot(x, w), b.dot(h, u)));
+        return { carry: [h2], ys: [h2, b.mul(h2, h)] };
+      }, [h0], [xs], { reverse });
+      const loss = b.reduceSum(b.mul(r.ys[1], r.ys[0]), [0, 1, 2]);
+      const g = grad(loss, [xs, h0, w, u]);
+      const f = simplify(makeFunc(`scan_${reverse}`, [xs, h0, w, u], [r.carry[0], r.ys[0], r.ys[1], loss, ...g]));
+      const p = await check(f, [rnd(36, 40), rnd(8, 41), rnd(12, 42), rnd(16, 43)]);
+      expect(p.loops.length).toBe(2);
+    }
   });
 
   it('an elementwise kernel with more than 65535 workgroups uses a 2-D dispatch', async () => {

@@ -11,6 +11,7 @@
 import type { Batch, Session } from '../backend.ts';
 import { registerBackend, StepCache } from '../backend.ts';
 import { emitWasm } from '../codegen/wasm.ts';
+import { byteLoops } from '../kernel/schedule.ts';
 import type { GraphModel as Model, StepFunction, StepKind } from '../frontend/model.ts';
 import type { Compiled } from '../pipeline.ts';
 import { compileStep } from '../pipeline.ts';
@@ -50,7 +51,7 @@ export class WasmSession implements Session {
     const step = this.steps.get(kind);
     const compiled = compileStep(this.model, kind, this.batch);
     const bytes = emitWasm(compiled.program, compiled.plan, { relaxedSimd: this.relaxed });
-    const inst = await instantiateProgram(bytes, { label: `${this.model.name}.${kind}`, kernels: compiled.program.kernels.map((k) => k.name) });
+    const inst = await instantiateProgram(bytes, { label: `${this.model.name}.${kind}`, kernels: compiled.program.kernels.map((k) => k.name), loops: byteLoops(compiled.program, compiled.plan) });
     const at = (id: number) => ({ offset: compiled.plan.offsets[id], count: numel(compiled.program.buffers[id].shape) });
     m = { kind, step, compiled, inst, inputAt: compiled.program.inputs.map(at), outputAt: compiled.program.outputs.map(at) };
     this.modules.set(kind, m);

@@ -27,6 +27,7 @@ import type { Compiled } from '../pipeline.ts';
 import { compileStep } from '../pipeline.ts';
 import { numel } from '../../ir/types.ts';
 import type { ArenaCopy, GpuProgram } from '../../runtime/webgpu.ts';
+import { byteLoops } from '../kernel/schedule.ts';
 import { copyBetween, createProgram, getGpu, GpuUnavailableError, kernelLimits, requestGpuDevice } from '../../runtime/webgpu.ts';
 
 interface Slot {
@@ -87,7 +88,7 @@ export class WebGpuSession implements Session {
     const { kernels } = emitWgsl(program, plan, kernelLimits(this.device));
     let prog: GpuProgram;
     try {
-      prog = await createProgram(this.device, kernels, plan.totalBytes, `${this.model.name}.${kind}`);
+      prog = await createProgram(this.device, kernels, plan.totalBytes, `${this.model.name}.${kind}`, byteLoops(program, plan));
     } catch (e) {
       if (e instanceof GpuUnavailableError) throw new DlcError(`webgpu backend, ${kind} step at batch ${this.batch}: ${e.message}`);
       throw e;

@@ -39,7 +39,7 @@
 import binaryen from 'binaryen';
 import { numel } from '../../ir/types.ts';
 import type { MemoryPlan } from '../kernel/plan.ts';
-import type { Kernel, Program } from '../kernel/types.ts';
+import type { Kernel, Loop, LoopCopy, Program } from '../kernel/types.ts';
 import { Alu } from './wasm/alu.ts';
 import { Fn, NONE, type KernelEnv, type Mod, type Ref, type WasmOptions } from './wasm/core.ts';
 import { elementwiseKernel } from './wasm/elementwise.ts';
@@ -83,13 +83,61 @@ class ModuleBuilder implements KernelEnv {
     this.m.addFunction(this.fnName(i), NONE, NONE, fn.vars, body);
   }
 
-  finish(kernels: readonly number[]): void {
+  /** `run()`: calls to `kernels` in order, or the whole program with its loops when `loops` is set. */
+  finish(kernels: readonly number[], loops = false): void {
     const m = this.m;
-    m.addFunction('run', NONE, NONE, [], m.block(null, kernels.map((i) => m.call(this.fnName(i), [], NONE))));
+    const vars: number[] = [];
+    const body = loops && this.p.loops.length ? this.runLoops(vars) : kernels.map((i) => m.call(this.fnName(i), [], NONE));
+    m.addFunction('run', NONE, NONE, vars, m.block(null, body));
     m.addFunctionExport('run', 'run');
     // Kernel i is also exported as `k<i>`: a runtime trace (runtime/trace.ts) calls and times them one
     // by one. Kernels stay separate functions anyway (see buildModule), so this costs ~2% of bytes.
     for (const i of kernels) m.addFunctionExport(this.fnName(i), `k${i}`);
+  }
+
+  /**
+   * The program's kernel calls with its loops as Wasm loops: per loop a counter local s and the slice
+   * index t (s, or length-1-s when reversed); copies are `memory.copy` at t * slice bytes.
+   */
+  private runLoops(vars: number[]): Ref[] {
+    const m = this.m;
+    const p = this.p;
+    const copy = (c: LoopCopy, t: number | null): Ref => {
+      const bytes = c.elements * 4;
+      const at = (base: number, step: boolean) => (step && t !== null ? m.i32.add(m.i32.const(base), m.i32.mul(m.local.get(t, binaryen.i32), m.i32.const(bytes))) : m.i32.const(base));
+      return m.memory.copy(at(this.addr(c.to), c.toStep), at(this.addr(c.from), c.fromStep), m.i32.const(bytes));
+    };
+    const range = (from: number, to: number): Ref[] => {
+      const out: Ref[] = [];
+      let i = from;
+      while (i < to) {
+        const L = p.loops.find((l) => l.start === i && l.end <= to && !inside.has(l));
+        if (!L) {
+          out.push(m.call(this.fnName(i++), [], NONE));
+          continue;
+        }
+        inside.add(L);
+        const s = vars.push(binaryen.i32) - 1;
+        const t = vars.push(binaryen.i32) - 1;
+        const label = `loop${s}`;
+        out.push(...L.init.map((c) => copy(c, null)), m.local.set(s, m.i32.const(0)));
+        out.push(
+          m.loop(label, m.block(null, [
+            m.local.set(t, L.reverse ? m.i32.sub(m.i32.const(L.length - 1), m.local.get(s, binaryen.i32)) : m.local.get(s, binaryen.i32)),
+            ...L.enter.map((c) => copy(c, t)),
+            ...range(L.start, L.end),
+            ...L.exit.map((c) => copy(c, t)),
+            m.local.set(s, m.i32.add(m.local.get(s, binaryen.i32), m.i32.const(1))),
+            m.br(label, m.i32.lt_u(m.local.get(s, binaryen.i32), m.i32.const(L.length))),
+          ])),
+        );
+        i = L.end;
+      }
+      return out;
+    };
+    // Loops already opened: an inner loop that starts where its outer one does is found once inside it.
+    const inside = new Set<Loop>();
+    return range(0, p.kernels.length);
   }
 
   addr(b: number): number {
@@ -153,7 +201,7 @@ function buildModule(p: Program, plan: MemoryPlan, opts: WasmOptions): Mod {
   try {
     const all = p.kernels.map((_, i) => i);
     all.forEach((i) => addKernelNamed(b, i));
-    b.finish(all);
+    b.finish(all, true);
     if (!b.m.validate()) {
       // Rebuild one kernel at a time to name the culprit (only on this failure path).
       const bad = all.find((i) => !kernelValidates(p, plan, opts, i));

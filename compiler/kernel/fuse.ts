@@ -20,13 +20,13 @@ import type { BinaryOp, DType, Func, Node, NodeWith, Op, Shape, UnaryOp } from '
 import { BINARY_OPS, isBinaryOp, isUnaryOp, numel, shapeEq, stridesOf, UNARY_OPS } from '../../ir/types.ts';
 import type { IndexSpace } from './expr.ts';
 import * as E from './expr.ts';
-import type { BufferInfo, Expr, Kernel, Program } from './types.ts';
+import type { BufferInfo, Expr, Kernel, Loop, LoopCopy, Program } from './types.ts';
 
 /**
  * How fusion treats each op. A mapped type over every op, so a new op is a type error here until it
  * is classified; unary and binary ops are classified by their lists in ir/types.ts.
  */
-type OpClass = 'leaf' | 'elementwise' | 'movement' | 'reduction';
+type OpClass = 'leaf' | 'elementwise' | 'movement' | 'reduction' | 'loop';
 const each = <K extends string, C extends OpClass>(ops: readonly K[], c: C) => Object.fromEntries(ops.map((o) => [o, c])) as Record<K, C>;
 const OP_CLASS: { readonly [O in Op]: OpClass } = {
   input: 'leaf',
@@ -50,6 +50,8 @@ const OP_CLASS: { readonly [O in Op]: OpClass } = {
   conv: 'reduction',
   reduce_window: 'reduction',
   reduce_window_grad: 'reduction',
+  scan: 'loop',
+  scan_result: 'loop',
 };
 const isReduction = (n: Node) => OP_CLASS[n.op] === 'reduction';
 
@@ -85,6 +87,9 @@ class Fuser {
   private readonly owned = new Map<number, Node>();
   private readonly buffers: BufferInfo[] = [];
   private readonly kernels: Kernel[] = [];
+  private readonly loops: Loop[] = [];
+  /** Scan node id → the buffer of each of its results. */
+  private readonly scanResults = new Map<number, number[]>();
   private readonly names = new Map<string, number>();
 
   constructor(private readonly f: Func) {
@@ -100,6 +105,21 @@ class Fuser {
     for (const n of this.order) {
       if (!this.materialized.has(n.id) || n.op === 'input') continue;
       const outIdx = this.f.outputs.indexOf(n);
+      if (n.op === 'scan') {
+        this.emitScan(n);
+        continue;
+      }
+      if (n.op === 'scan_result') {
+        // The scan made this result's buffer; a function output takes it over as its own.
+        const id = this.scanResults.get(n.inputs[0].id)![n.params.index];
+        if (outIdx >= 0) this.buffers[id] = { ...this.buffers[id], role: 'output', name: this.f.outputNames[outIdx] };
+        if (this.buf.has(n.id) || [...this.buf.values()].includes(id)) {
+          // Already some other value's buffer (a function output twice over): copy.
+          this.bufferFor(n, outIds.has(n.id) ? 'output' : 'temp', outIdx >= 0 ? this.f.outputNames[outIdx] : '');
+          this.emitCopy(id, this.buf.get(n.id)!, n.dtype, n.shape);
+        } else this.buf.set(n.id, id);
+        continue;
+      }
       this.bufferFor(n, outIds.has(n.id) ? 'output' : 'temp', outIdx >= 0 ? this.f.outputNames[outIdx] : '');
       this.emit(n);
     }
@@ -107,13 +127,67 @@ class Fuser {
     const outputs = this.f.outputs.map((o, i) => {
       if (o.op !== 'input') return this.buf.get(o.id)!;
       const id = this.newBuffer(o.dtype, o.shape, 'output', this.f.outputNames[i]);
-      this.kernels.push({
-        kind: 'elementwise', name: this.kname('E', o.shape, ['copy']), ops: ['copy'], inputs: [this.buf.get(o.id)!], output: id,
-        shape: o.shape, dtype: o.dtype, expr: { k: 'load', input: 0, index: E.linear(o.shape.map((_, a) => E.idx(a)), o.shape), dtype: o.dtype },
-      });
+      this.emitCopy(this.buf.get(o.id)!, id, o.dtype, o.shape);
       return id;
     });
-    return { name: this.f.name, buffers: this.buffers, kernels: this.kernels, inputs, outputs, outputNames: this.f.outputNames };
+    return { name: this.f.name, buffers: this.buffers, kernels: this.loops.length ? this.uniqueNames() : this.kernels, loops: this.loops, inputs, outputs, outputNames: this.f.outputNames };
+  }
+
+  private emitCopy(from: number, to: number, dtype: DType, shape: Shape): void {
+    this.kernels.push({
+      kind: 'elementwise', name: this.kname('E', shape, ['copy']), ops: ['copy'], inputs: [from], output: to,
+      shape, dtype, expr: { k: 'load', input: 0, index: E.linear(shape.map((_, a) => E.idx(a)), shape), dtype },
+    });
+  }
+
+  /**
+   * A scan: its body is fused on its own into a sub-program whose kernels are spliced in as a loop
+   * range. The body's const inputs are the scan's operand buffers; its carry and xs inputs and every
+   * other body buffer get fresh buffers here. The carry buffers hold the final carries after the
+   * loop, so they are the scan's carry results; each ys result is a new stacked buffer.
+   */
+  private emitScan(n: NodeWith<'scan'>): void {
+    const { body, length, reverse, carries: C, xs: X } = n.params;
+    const sub = new Fuser(body).run();
+    const map = new Array<number>(sub.buffers.length).fill(-1);
+    sub.inputs.forEach((bid, i) => {
+      if (i >= C + X) map[bid] = this.buf.get(n.inputs[i].id)!;
+    });
+    for (const info of sub.buffers) {
+      if (map[info.id] < 0) map[info.id] = this.newBuffer(info.dtype, info.shape, 'temp', info.role === 'temp' ? '' : `${body.name}.${info.name}`);
+    }
+    const start = this.kernels.length;
+    for (const k of sub.kernels) this.kernels.push({ ...k, inputs: k.inputs.map((b) => map[b]), output: map[k.output] });
+    const end = this.kernels.length;
+    if (end === start) throw new Error(`fuse: the body of scan @${body.name} has no kernels`);
+    const remap = (c: LoopCopy): LoopCopy => ({ ...c, from: map[c.from], to: map[c.to] });
+    const inner = sub.loops.map((l) => ({ ...l, start: l.start + start, end: l.end + start, init: l.init.map(remap), enter: l.enter.map(remap), exit: l.exit.map(remap) }));
+    const numelOf = (b: number) => numel(this.buffers[b].shape);
+    const outer = (i: number) => this.buf.get(n.inputs[i].id)!;
+    const ys = body.outputs.slice(C).map((y) => this.newBuffer(y.dtype, [length, ...y.shape], 'temp', ''));
+    const carryBufs = sub.inputs.slice(0, C).map((b) => map[b]);
+    const loop: Loop = {
+      start, end, length, reverse,
+      init: carryBufs.map((to, j) => ({ from: outer(j), to, fromStep: false, toStep: false, elements: numelOf(to) })),
+      enter: sub.inputs.slice(C, C + X).map((b, i) => ({ from: outer(C + i), to: map[b], fromStep: true, toStep: false, elements: numelOf(map[b]) })),
+      exit: [
+        ...ys.map((to, i) => ({ from: map[sub.outputs[C + i]], to, fromStep: false, toStep: true, elements: numelOf(map[sub.outputs[C + i]]) })),
+        ...carryBufs.map((to, j) => ({ from: map[sub.outputs[j]], to, fromStep: false, toStep: false, elements: numelOf(to) })),
+      ],
+    };
+    this.loops.push(loop, ...inner);
+    this.scanResults.set(n.id, [...carryBufs, ...ys]);
+  }
+
+  /** Kernel names unique in the program: a spliced loop body brings names of its own. */
+  private uniqueNames(): Kernel[] {
+    const used = new Set<string>();
+    return this.kernels.map((k) => {
+      let name = k.name;
+      for (let i = 1; used.has(name); i++) name = `${k.name}_L${i}`;
+      used.add(name);
+      return name === k.name ? k : { ...k, name };
+    });
   }
 
   // ------------------------------------------------------------------ deciding what to materialize
@@ -128,9 +202,15 @@ class Fuser {
     const M = this.materialized;
     for (const n of this.f.inputs) M.add(n.id);
     for (const n of this.f.outputs) M.add(n.id);
-    // Pass 1 (topological): multi-use values and every reduction, tentatively.
+    // Pass 1 (topological): multi-use values and every reduction, tentatively. A scan reads and
+    // writes whole buffers (its operands, its results), so all of those are materialized.
     for (const n of this.order) {
       if (n.op === 'input') continue;
+      if (OP_CLASS[n.op] === 'loop') {
+        M.add(n.id);
+        for (const x of n.inputs) M.add(x.id);
+        continue;
+      }
       if (isReduction(n)) M.add(n.id);
       else if ((this.uses.get(n.id) ?? 0) > 1 && !this.cheap(n)) M.add(n.id);
     }
@@ -566,6 +646,9 @@ class KernelCtx {
       case 'reduce_window':
       case 'reduce_window_grad':
         throw new Error(`fuse: ${n.op}#${n.id} reached inside another kernel (reduction ${this.reduction?.op}#${this.reduction?.id}) without being materialized`);
+      case 'scan':
+      case 'scan_result':
+        throw new Error(`fuse: ${n.op}#${n.id} reached inside a kernel: scans and their results are always buffers`);
       default:
         return n satisfies never;
     }

@@ -5,6 +5,7 @@
  */
 import { uniformAt } from '../../ir/random.ts';
 import { numel } from '../../ir/types.ts';
+import { walkSchedule } from '../../runtime/schedule.ts';
 import type { BinOp, Expr, Kernel, Program, UnOp } from './types.ts';
 
 /** Each unary ALU op on an f64 value; `int` when the result is i32 (which wraps). */
@@ -145,6 +146,16 @@ function runKernel(k: Kernel, ins: Float64Array[], out: Float64Array): void {
 export function runProgram(p: Program, args: readonly ArrayLike<number>[]): Float64Array[] {
   const bufs = p.buffers.map((b) => new Float64Array(numel(b.shape)));
   p.inputs.forEach((id, i) => bufs[id].set(args[i]));
-  for (const k of p.kernels) runKernel(k, k.inputs.map((id) => bufs[id]), bufs[k.output]);
+  walkSchedule(p.kernels.length, p.loops, (e) => {
+    if (e.k === 'kernel') {
+      const k = p.kernels[e.index];
+      runKernel(k, k.inputs.map((id) => bufs[id]), bufs[k.output]);
+    } else {
+      const c = e.copy;
+      const n = c.elements;
+      const from = bufs[c.from].subarray(c.fromStep ? e.step * n : 0, (c.fromStep ? e.step * n : 0) + n);
+      bufs[c.to].set(from, c.toStep ? e.step * n : 0);
+    }
+  });
   return p.outputs.map((id) => bufs[id]);
 }

@@ -102,15 +102,32 @@ export function planMemory(p: Program, aliases: readonly StateAlias[] = []): Mem
     last.set(k.output, Math.max(last.get(k.output) ?? i, i));
     for (const b of k.inputs) last.set(b, Math.max(last.get(b) ?? i, i));
   });
+  // Loops, innermost first: a buffer a loop copies lives through the whole loop, and so does one its
+  // body reads but something before the loop wrote (the next step reads it again).
+  for (const L of [...p.loops].sort((a, b) => a.end - a.start - (b.end - b.start))) {
+    const span = (b: number) => {
+      first.set(b, Math.min(first.get(b) ?? L.start, L.start));
+      last.set(b, Math.max(last.get(b) ?? L.end - 1, L.end - 1));
+    };
+    for (const c of [...L.init, ...L.enter, ...L.exit]) {
+      span(c.from);
+      span(c.to);
+    }
+    for (let i = L.start; i < L.end; i++) {
+      for (const b of p.kernels[i].inputs) if ((first.get(b) ?? -1) < L.start) last.set(b, Math.max(last.get(b)!, L.end - 1));
+    }
+  }
+  const allocAt = new Map<number, number[]>();
+  for (const [b, i] of first) (allocAt.get(i) ?? allocAt.set(i, []).get(i)!).push(b);
   // Free list of [offset, size] within the temporary region, kept sorted by offset.
   let free: [number, number][] = [];
   let top = 0;
   let unshared = 0;
   const release = new Map<number, number[]>();
   for (const [b, i] of last) if (!fixed.has(b)) (release.get(i) ?? release.set(i, []).get(i)!).push(b);
-  p.kernels.forEach((k, i) => {
-    const b = k.output;
-    if (!fixed.has(b) && offsets[b] < 0) {
+  p.kernels.forEach((_k, i) => {
+    for (const b of allocAt.get(i) ?? []) {
+      if (fixed.has(b) || offsets[b] >= 0) continue;
       const size = bufferBytes(p.buffers[b].shape);
       unshared += size;
       const slot = free.findIndex(([, s]) => s >= size);

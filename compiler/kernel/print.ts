@@ -4,7 +4,7 @@
  * matmul operands and its expressions in infix form. Deterministic: the same program prints the same.
  */
 import { fmtType } from '../../ir/types.ts';
-import type { Expr, Kernel, Program, View3 } from './types.ts';
+import type { Expr, Kernel, LoopCopy, Program, View3 } from './types.ts';
 
 const INFIX: Record<string, string> = { add: '+', sub: '-', mul: '*', div: '/', mod: '%', less: '<', equal: '==', and: '&&' };
 
@@ -64,5 +64,16 @@ export function printProgram(p: Program): string {
   const roles = p.buffers
     .filter((b) => b.role !== 'temp')
     .map((b) => `  %b${b.id}: ${fmtType(b)} ${b.role} "${b.name}"`);
-  return [`program @${p.name} (${p.kernels.length} kernels, ${p.buffers.length} buffers)`, ...roles, ...p.kernels.map((k) => printKernel(k, p))].join('\n') + '\n';
+  // A loop prints as a header before its first kernel and a closing line after its last.
+  const copies = (cs: readonly LoopCopy[]) => cs.map((c) => `%b${c.to}${c.toStep ? '[t]' : ''} = %b${c.from}${c.fromStep ? '[t]' : ''}`).join(', ') || '-';
+  const lines: string[] = [];
+  p.kernels.forEach((k, i) => {
+    for (const L of p.loops) {
+      if (L.start === i) lines.push(`loop t in ${L.reverse ? `${L.length - 1}..0` : `0..${L.length - 1}`} (kernels ${L.start}..${L.end - 1}) init: ${copies(L.init)}; enter: ${copies(L.enter)}; exit: ${copies(L.exit)} {`);
+    }
+    lines.push(printKernel(k, p));
+    for (const L of p.loops) if (L.end === i + 1) lines.push(`} // loop over kernels ${L.start}..${L.end - 1}`);
+  });
+  const head = `program @${p.name} (${p.kernels.length} kernels, ${p.buffers.length} buffers${p.loops.length ? `, ${p.loops.length} loop${p.loops.length > 1 ? 's' : ''}` : ''})`;
+  return [head, ...roles, ...lines].join('\n') + '\n';
 }

@@ -16,6 +16,7 @@
  * division and remainder agree with floor semantics.
  */
 import type { BinaryOp, DType, Padding2, Shape, UnaryOp, WindowOp } from '../../ir/types.ts';
+import type { ScheduleLoop } from '../../runtime/schedule.ts';
 
 /**
  * ALU ops of the kernel IR: the graph IR's unary and binary ops (`UNARY_OPS`, `BINARY_OPS` in
@@ -110,11 +111,35 @@ export interface BufferInfo {
   readonly name: string;
 }
 
+/**
+ * A copy of `elements` 4-byte elements from buffer `from` to buffer `to`. A side marked `step` is a
+ * stacked buffer addressed at the current step's slice: element offset t * elements.
+ */
+export interface LoopCopy {
+  readonly from: number;
+  readonly to: number;
+  readonly fromStep: boolean;
+  readonly toStep: boolean;
+  readonly elements: number;
+}
+
+/**
+ * A scan lowered to the kernel program: kernels [start, end) are the body, run `length` times with t
+ * = 0, 1, ... (or length-1 down to 0 when `reverse`). `init` copies run once before the first step
+ * (initial carries into the carry buffers), `enter` copies at the start of every step (slice t of
+ * each xs into the body's input), `exit` copies at the end of every step (the body's ys into slice t
+ * of the stacked results, then the next carries over the carries). After the loop the carry buffers
+ * hold the final carries. Loops may nest: an inner loop's range lies inside its outer loop's body.
+ */
+export type Loop = ScheduleLoop<LoopCopy>;
+
 /** A compiled step function: kernels in execution order over buffers. */
 export interface Program {
   readonly name: string;
   readonly buffers: readonly BufferInfo[];
   readonly kernels: readonly Kernel[];
+  /** Loops over ranges of `kernels`, ordered by start (outer before inner at the same start). */
+  readonly loops: readonly Loop[];
   /** Buffer of each function input, in input order. */
   readonly inputs: readonly number[];
   /** Buffer of each function output, in output order. */
