@@ -1,0 +1,299 @@
+/**
+ * @file Keras recurrent layers: SimpleRNN, LSTM, GRU, the Bidirectional and TimeDistributed
+ * wrappers, and Embedding.
+ *
+ * A recurrent layer lowers to one `scan` (ir/ops/scan.ts), so its forward pass is one compiled loop
+ * and its backward pass another, whatever the sequence length. The input projection x·W + b of every
+ * step is one matmul before the loop (a [T·B, F] × [F, G] product); the loop body is the recurrent
+ * matmul h·U and the gates, which fusion turns into a matmul kernel and a few elementwise kernels.
+ *
+ * Semantics, defaults and weight layouts are Keras 3's (keras/src/layers/rnn/): weights are named
+ * `<cell>.kernel` [F, G·units], `<cell>.recurrent_kernel` [units, G·units] and `<cell>.bias`, with
+ * the cell named as Keras names it (`simple_rnn_cell`, `lstm_cell`, `gru_cell`), so Keras weights
+ * load by name. LSTM gates are ordered i, f, c, o and `unitForgetBias` (default true) starts the
+ * forget bias at 1; GRU gates are z, r, h, and with `resetAfter` (Keras 3's default) its bias is
+ * [2, 3·units] (input bias, recurrent bias) and the reset gate multiplies h·U_h after the matmul.
+ * `goBackwards` runs from the last step to the first and, as Keras does, returns the sequence in
+ * that processing order. Inputs are [batch, time, features]; the first carry is zeros.
+ *
+ * Not yet: masking (`Embedding(maskZero)`, `Masking`), `returnState` and initial states as inputs
+ * (a layer call returns one tensor), dropout inside the loop. They are refused, not ignored.
+ */
+import * as b from '../../../ir/builders.ts';
+import type { Node, Shape } from '../../../ir/types.ts';
+import { fmtShape, numel } from '../../../ir/types.ts';
+import type { ActivationName } from '../activations.ts';
+import { activate, checkActivation } from '../activations.ts';
+import { fail } from '../errors.ts';
+import type { InitializerName } from '../initializers.ts';
+import { checkInitializer } from '../initializers.ts';
+import type { Built, CallContext, CommonOptions, WeightSpec } from '../layer.ts';
+import { Layer, UnaryLayer } from '../layer.ts';
+
+export interface RNNOptions extends CommonOptions {
+  /** The output (candidate) activation, default tanh. */
+  activation?: ActivationName;
+  /** The gates' activation (LSTM, GRU), default sigmoid. */
+  recurrentActivation?: ActivationName;
+  useBias?: boolean;
+  /** Return the whole output sequence [time, units] instead of the last output [units]. */
+  returnSequences?: boolean;
+  /** Process the sequence from its last step to its first. */
+  goBackwards?: boolean;
+  kernelInitializer?: string;
+  recurrentInitializer?: string;
+  biasInitializer?: string;
+  /** LSTM: start the forget gate's bias at 1 (Keras's default: true). */
+  unitForgetBias?: boolean;
+  /** GRU: apply the reset gate after the recurrent matmul (Keras 3's default: true). */
+  resetAfter?: boolean;
+  /** Refused for now (see the file header); listed so a Keras user gets a clear error. */
+  returnState?: boolean;
+  dropout?: number;
+  recurrentDropout?: number;
+}
+
+type CellKind = 'SimpleRNN' | 'LSTM' | 'GRU';
+const CELL: Readonly<Record<CellKind, { cell: string; gates: number; name: string }>> = {
+  SimpleRNN: { cell: 'simple_rnn_cell', gates: 1, name: 'simple_rnn' },
+  LSTM: { cell: 'lstm_cell', gates: 4, name: 'lstm' },
+  GRU: { cell: 'gru_cell', gates: 3, name: 'gru' },
+};
+
+export class RNNLayer extends UnaryLayer {
+  readonly className: CellKind;
+  readonly units: number;
+  readonly cellActivation: ActivationName;
+  readonly recurrentActivation: ActivationName;
+  readonly useBias: boolean;
+  readonly returnSequences: boolean;
+  readonly goBackwards: boolean;
+  readonly unitForgetBias: boolean;
+  readonly resetAfter: boolean;
+  readonly kernelInit: InitializerName;
+  readonly recurrentInit: InitializerName;
+  readonly biasInit: InitializerName;
+
+  constructor(kind: CellKind, units: number, readonly opts: RNNOptions = {}) {
+    super(opts, CELL[kind].name);
+    this.className = kind;
+    const where = opts.name ? `${kind} '${opts.name}'` : kind;
+    if (!Number.isInteger(units) || units < 1) fail(`${where}: units must be a positive integer, got ${String(units)}`);
+    this.units = units;
+    if (opts.returnState) fail(`${where}: returnState is not supported yet (a layer call returns one tensor); use returnSequences or the final output`);
+    for (const k of ['dropout', 'recurrentDropout'] as const) {
+      if (opts[k] !== undefined && opts[k] !== 0) fail(`${where}: ${k} is not supported yet inside recurrent layers (got ${String(opts[k])}); put a Dropout layer before or after the layer`);
+    }
+    this.cellActivation = checkActivation(opts.activation ?? 'tanh', `${where} activation`);
+    this.recurrentActivation = checkActivation(opts.recurrentActivation ?? 'sigmoid', `${where} recurrentActivation`);
+    this.useBias = opts.useBias ?? true;
+    this.returnSequences = opts.returnSequences ?? false;
+    this.goBackwards = opts.goBackwards ?? false;
+    this.unitForgetBias = kind === 'LSTM' && (opts.unitForgetBias ?? true);
+    this.resetAfter = kind === 'GRU' && (opts.resetAfter ?? true);
+    this.kernelInit = checkInitializer(opts.kernelInitializer ?? 'glorot_uniform', `${where} kernelInitializer`);
+    this.recurrentInit = checkInitializer(opts.recurrentInitializer ?? 'orthogonal', `${where} recurrentInitializer`);
+    this.biasInit = checkInitializer(opts.biasInitializer ?? 'zeros', `${where} biasInitializer`);
+  }
+
+  get gates(): number {
+    return CELL[this.className].gates;
+  }
+
+  buildOne(s: Shape): Built {
+    if (s.length !== 2) this.error(`expects sequences of shape [time, features] per sample, got ${fmtShape(s)}${s.length === 1 ? ' (a recurrent layer before it needs returnSequences: true)' : ''}`);
+    const G = this.gates * this.units;
+    const cell = CELL[this.className].cell;
+    const weights: WeightSpec[] = [
+      { name: `${cell}.kernel`, shape: [s[1], G], init: this.kernelInit },
+      { name: `${cell}.recurrent_kernel`, shape: [this.units, G], init: this.recurrentInit },
+    ];
+    if (this.useBias) {
+      const init = this.unitForgetBias && this.biasInit === 'zeros' ? 'lstm_forget_bias' : this.biasInit;
+      weights.push({ name: `${cell}.bias`, shape: this.resetAfter ? [2, G] : [G], init });
+    }
+    return { outputShape: this.returnSequences ? [s[0], this.units] : [this.units], weights };
+  }
+
+  callOne(x: Node, weights: readonly Node[], _ctx?: CallContext): Node {
+    return this.run(x, weights, this.goBackwards);
+  }
+
+  /** The layer over x [B, T, F]; `backwards` as goBackwards (Bidirectional flips it for its second copy). */
+  run(x: Node, [W, U, bias]: readonly Node[], backwards: boolean): Node {
+    const [B, T, F] = x.shape;
+    const H = this.units;
+    const G = this.gates * H;
+    // The input projection of every step at once, time-major: [T, B, G].
+    const xt = b.reshape(b.transpose(x, [1, 0, 2]), [T * B, F]);
+    let xw = b.dot(xt, W);
+    let recBias: Node | null = null;
+    if (bias) {
+      const inBias = this.resetAfter ? b.reshape(b.slice(bias, [0, 0], [1, G]), [G]) : bias;
+      xw = b.add(xw, b.broadcastTo(inBias, xw.shape));
+      if (this.resetAfter) recBias = b.broadcastTo(b.reshape(b.slice(bias, [1, 0], [2, G]), [G]), [B, G]);
+    }
+    const seq = b.reshape(xw, [T, B, G]);
+    const part = (z: Node, k: number) => b.slice(z, [0, k * H], [B, (k + 1) * H]);
+    const act = (z: Node) => activate(this.cellActivation, z);
+    const gate = (z: Node) => activate(this.recurrentActivation, z);
+    const zeros = b.constant(0, [B, H]);
+    const one = b.constant(1, [B, H]);
+    const kind = this.className;
+    const step = (c: readonly Node[], [xz]: readonly Node[]) => {
+      const h = c[0];
+      if (kind === 'SimpleRNN') {
+        const h2 = act(b.add(xz, b.dot(h, U)));
+        return { carry: [h2], ys: [h2] };
+      }
+      if (kind === 'LSTM') {
+        const z = b.add(xz, b.dot(h, U));
+        const c2 = b.add(b.mul(gate(part(z, 1)), c[1]), b.mul(gate(part(z, 0)), act(part(z, 2))));
+        const h2 = b.mul(gate(part(z, 3)), act(c2));
+        return { carry: [h2, c2], ys: [h2] };
+      }
+      // GRU
+      let hh: Node;
+      let zr: Node;
+      if (this.resetAfter) {
+        let inner = b.dot(h, U);
+        if (recBias) inner = b.add(inner, recBias);
+        zr = b.add(b.slice(xz, [0, 0], [B, 2 * H]), b.slice(inner, [0, 0], [B, 2 * H]));
+        const r = gate(part(zr, 1));
+        hh = act(b.add(part(xz, 2), b.mul(r, part(inner, 2))));
+      } else {
+        const Uzr = b.slice(U, [0, 0], [H, 2 * H]);
+        const Uh = b.slice(U, [0, 2 * H], [H, 3 * H]);
+        zr = b.add(b.slice(xz, [0, 0], [B, 2 * H]), b.dot(h, Uzr));
+        const r = gate(part(zr, 1));
+        hh = act(b.add(part(xz, 2), b.dot(b.mul(r, h), Uh)));
+      }
+      const zg = gate(part(zr, 0));
+      const h2 = b.add(b.mul(zg, h), b.mul(b.sub(one, zg), hh));
+      return { carry: [h2], ys: [h2] };
+    };
+    const init = kind === 'LSTM' ? [zeros, zeros] : [zeros];
+    const names = kind === 'LSTM' ? ['h', 'c'] : ['h'];
+    const r = b.scan(step, init, [seq], { reverse: backwards, name: `${this.name || CELL[kind].name}_cell`, carryNames: names, xsNames: ['xw'] });
+    if (!this.returnSequences) return r.carry[0];
+    // ys are stacked by input position; Keras returns a backwards layer's outputs in processing order.
+    const ys = backwards ? b.reverse(r.ys[0], [0]) : r.ys[0];
+    return b.transpose(ys, [1, 0, 2]);
+  }
+}
+
+export const SimpleRNN = (units: number, opts?: RNNOptions): RNNLayer => new RNNLayer('SimpleRNN', units, opts);
+export const LSTM = (units: number, opts?: RNNOptions): RNNLayer => new RNNLayer('LSTM', units, opts);
+export const GRU = (units: number, opts?: RNNOptions): RNNLayer => new RNNLayer('GRU', units, opts);
+
+// ---------------------------------------------------------------- Bidirectional
+
+export type MergeMode = 'concat' | 'sum' | 'mul' | 'ave';
+export interface BidirectionalOptions extends CommonOptions {
+  mergeMode?: MergeMode;
+}
+
+class BidirectionalLayer extends UnaryLayer {
+  readonly className = 'Bidirectional';
+  readonly mergeMode: MergeMode;
+  constructor(readonly inner: RNNLayer, opts: BidirectionalOptions = {}) {
+    super(opts, 'bidirectional');
+    if (!(inner instanceof RNNLayer)) fail(`Bidirectional${opts.name ? ` '${opts.name}'` : ''}: wraps a recurrent layer (SimpleRNN, LSTM, GRU), got ${(inner as { label?: string })?.label ?? typeof inner}`);
+    const m = opts.mergeMode ?? 'concat';
+    if (!['concat', 'sum', 'mul', 'ave'].includes(m)) fail(`Bidirectional: mergeMode must be concat, sum, mul or ave, got ${String(m)}`);
+    this.mergeMode = m;
+  }
+  private get innerName(): string {
+    return this.inner.name || CELL[this.inner.className].name;
+  }
+  buildOne(s: Shape): Built {
+    const one = this.inner.buildOne(s);
+    const w = (dir: string) => one.weights.map((ws) => ({ ...ws, name: `${dir}_${this.innerName}.${ws.name}` }));
+    const out = one.outputShape;
+    const outputShape = this.mergeMode === 'concat' ? [...out.slice(0, -1), 2 * out[out.length - 1]] : out;
+    return { outputShape, weights: [...w('forward'), ...w('backward')] };
+  }
+  callOne(x: Node, weights: readonly Node[]): Node {
+    const n = weights.length / 2;
+    const fwd = this.inner.run(x, weights.slice(0, n), this.inner.goBackwards);
+    let bwd = this.inner.run(x, weights.slice(n), !this.inner.goBackwards);
+    // Keras aligns the backward sequence with the input steps before merging.
+    if (this.inner.returnSequences) bwd = b.reverse(bwd, [1]);
+    switch (this.mergeMode) {
+      case 'concat':
+        return b.concat([fwd, bwd], fwd.shape.length - 1);
+      case 'sum':
+        return b.add(fwd, bwd);
+      case 'mul':
+        return b.mul(fwd, bwd);
+      case 'ave':
+        return b.mul(b.add(fwd, bwd), b.constant(0.5, fwd.shape));
+    }
+  }
+}
+
+export const Bidirectional = (layer: RNNLayer, opts?: BidirectionalOptions): UnaryLayer => new BidirectionalLayer(layer, opts);
+
+// ---------------------------------------------------------------- TimeDistributed
+
+class TimeDistributedLayer extends UnaryLayer {
+  readonly className = 'TimeDistributed';
+  readonly inner: UnaryLayer;
+  constructor(inner: Layer, opts: CommonOptions = {}) {
+    super(opts, 'time_distributed');
+    if (!(inner instanceof UnaryLayer)) fail(`TimeDistributed: wraps a one-input layer, got ${inner instanceof Layer ? inner.label : typeof inner}`);
+    this.inner = inner;
+  }
+  buildOne(s: Shape): Built {
+    if (s.length < 2) this.error(`expects [time, ...] per sample, got ${fmtShape(s)}`);
+    const one = this.inner.buildOne(s.slice(1));
+    const name = this.inner.name || this.inner.defaultName;
+    return { outputShape: [s[0], ...one.outputShape], weights: one.weights.map((w) => ({ ...w, name: `${name}.${w.name}` })) };
+  }
+  callOne(x: Node, weights: readonly Node[], ctx: CallContext): Node {
+    const [B, T] = x.shape;
+    const flat = b.reshape(x, [B * T, ...x.shape.slice(2)]);
+    const y = activate(this.inner.activation, this.inner.callOne(flat, weights, ctx));
+    return b.reshape(y, [B, T, ...y.shape.slice(1)]);
+  }
+}
+
+export const TimeDistributed = (layer: Layer, opts?: CommonOptions): UnaryLayer => new TimeDistributedLayer(layer, opts);
+
+// ---------------------------------------------------------------- Embedding
+
+export interface EmbeddingOptions extends CommonOptions {
+  embeddingsInitializer?: string;
+  /** Refused for now: masking is not propagated between layers yet. */
+  maskZero?: boolean;
+}
+
+class EmbeddingLayer extends UnaryLayer {
+  readonly className = 'Embedding';
+  readonly init: InitializerName;
+  constructor(readonly inputDim: number, readonly outputDim: number, opts: EmbeddingOptions = {}) {
+    super(opts, 'embedding');
+    const where = opts.name ? `Embedding '${opts.name}'` : 'Embedding';
+    for (const [k, v] of [['inputDim', inputDim], ['outputDim', outputDim]] as const) {
+      if (!Number.isInteger(v) || v < 1) fail(`${where}: ${k} must be a positive integer, got ${String(v)}`);
+    }
+    if (opts.maskZero) fail(`${where}: maskZero is not supported yet (masks are not propagated between layers)`);
+    this.init = checkInitializer(opts.embeddingsInitializer ?? 'random_uniform', `${where} embeddingsInitializer`);
+  }
+  buildOne(s: Shape): Built {
+    return { outputShape: [...s, this.outputDim], weights: [{ name: 'embeddings', shape: [this.inputDim, this.outputDim], init: this.init }] };
+  }
+  /**
+   * The lookup as a one-hot matmul: token ids (carried as f32, as every model input is) compared with
+   * iota over the vocabulary, times the table. Its gradient is the transposed product, a scatter-add
+   * into the table rows. Costs O(vocabulary) per token, which suits small vocabularies.
+   */
+  callOne(x: Node, [E]: readonly Node[]): Node {
+    const rows = numel(x.shape);
+    const ids = b.broadcast(b.reshape(b.cast(x, 'i32'), [rows]), [rows, this.inputDim], [0]);
+    const onehot = b.cast(b.equal(ids, b.iota([rows, this.inputDim], 1)), 'f32');
+    return b.reshape(b.dot(onehot, E), [...x.shape, this.outputDim]);
+  }
+}
+
+export const Embedding = (inputDim: number, outputDim: number, opts?: EmbeddingOptions): UnaryLayer => new EmbeddingLayer(inputDim, outputDim, opts);
