@@ -9,14 +9,17 @@ This does NOT import Keras. For every fixture in test/fixtures/keras/ it
 rebuilds the model from scratch with plain jax.numpy formulas written from the
 semantics listed in README.md (convolutions as explicit sums over kernel taps,
 transposed convolution as an explicit scatter, bilinear resize as explicit
-half-pixel interpolation, BatchNorm with biased batch variance, ...), then
+half-pixel interpolation, BatchNorm with biased batch variance, recurrent
+layers as explicit Python loops over the time steps with masking and
+go_backwards written out, ...), then
 
   1. runs it in inference mode on the fixture inputs and compares with
      "predict";
   2. runs 3 steps of plain SGD (w -= lr * dL/dw, gradients by jax.grad of the
      reference forward + loss, training-mode forward) and compares each step's
      loss with "train.losses" (the loss before that step's update), the
-     per-output losses of two_outputs, and every variable's final value
+     per-output losses of two_outputs (the loss of an output that carries a
+     Keras mask is averaged over its unmasked steps), and every variable's final value
      (including BatchNorm moving statistics, and frozen variables that must not
      move) with "train.weights".
 
@@ -398,17 +401,274 @@ def _(p, xs, training):
 
 
 # ---------------------------------------------------------------------------
+# Recurrent layers. Variables of a recurrent layer named L with cell C are
+# "L.C.kernel" [F, g*U], "L.C.recurrent_kernel" [U, g*U], "L.C.bias"; g gates.
+# ---------------------------------------------------------------------------
+
+
+def sigmoid(x):
+    return 1 / (1 + jnp.exp(-x))
+
+
+def simple_cell(p, pre, x, states):
+    """SimpleRNN: h = tanh(x W + h U + b)."""
+    (h,) = states
+    h = jnp.tanh(x @ p[pre + ".kernel"] + h @ p[pre + ".recurrent_kernel"] + p[pre + ".bias"])
+    return h, [h]
+
+
+def lstm_cell(p, pre, x, states):
+    """LSTM: z = x W + h U + b, split in 4 along the last axis as i, f, c, o
+    (columns [0:U], [U:2U], [2U:3U], [3U:4U])."""
+    h, c = states
+    z = x @ p[pre + ".kernel"] + h @ p[pre + ".recurrent_kernel"] + p[pre + ".bias"]
+    zi, zf, zc, zo = jnp.split(z, 4, -1)
+    c = sigmoid(zf) * c + sigmoid(zi) * jnp.tanh(zc)
+    h = sigmoid(zo) * jnp.tanh(c)
+    return h, [h, c]
+
+
+def gru_cell(p, pre, x, states, reset_after=True):
+    """GRU, gates z, r, h (columns [0:U], [U:2U], [2U:3U]).
+    reset_after=True: bias [2, 3U] = (input bias, recurrent bias),
+      hh = tanh(x Wh + bi_h + r * (h Uh + br_h)).
+    reset_after=False: bias [3U] (input side only),
+      hh = tanh(x Wh + b_h + (r * h) Uh).
+    Then h' = z * h + (1 - z) * hh."""
+    (h,) = states
+    W, U, b = p[pre + ".kernel"], p[pre + ".recurrent_kernel"], p[pre + ".bias"]
+    n = U.shape[0]
+    if reset_after:
+        xp = x @ W + b[0]
+        hp = h @ U + b[1]
+        z = sigmoid(xp[:, :n] + hp[:, :n])
+        r = sigmoid(xp[:, n:2 * n] + hp[:, n:2 * n])
+        hh = jnp.tanh(xp[:, 2 * n:] + r * hp[:, 2 * n:])
+    else:
+        xp = x @ W + b
+        hp = h @ U[:, :2 * n]
+        z = sigmoid(xp[:, :n] + hp[:, :n])
+        r = sigmoid(xp[:, n:2 * n] + hp[:, n:2 * n])
+        hh = jnp.tanh(xp[:, 2 * n:] + (r * h) @ U[:, 2 * n:])
+    h = z * h + (1 - z) * hh
+    return h, [h]
+
+
+def gru_cell_before(p, pre, x, states):
+    return gru_cell(p, pre, x, states, reset_after=False)
+
+
+def rnn(cell, p, pre, x, units, nstates, mask=None, go_backwards=False,
+        initial_state=None):
+    """Run `cell` over x [B, T, F]. Returns (last output, sequence, states).
+
+    go_backwards: the steps are taken from t = T-1 down to 0 and the returned
+    sequence is in PROCESSING order (seq[:, 0] is the output after reading
+    x[:, T-1]); it is not flipped back.
+    mask [B, T] (True = real step): at a masked step the states are carried
+    unchanged and the output is the previous h (states[0]), i.e. the output of
+    the last unmasked step, or the initial h (zeros) before any."""
+    b, t = x.shape[0], x.shape[1]
+    states = (list(initial_state) if initial_state is not None
+              else [jnp.zeros((b, units), x.dtype)] * nstates)
+    outs = []
+    steps = range(t - 1, -1, -1) if go_backwards else range(t)
+    for i in steps:
+        out, new = cell(p, pre, x[:, i], states)
+        if mask is not None:
+            m = mask[:, i][:, None]
+            out = jnp.where(m, out, states[0])
+            new = [jnp.where(m, ns, s) for ns, s in zip(new, states)]
+        outs.append(out)
+        states = new
+    return outs[-1], jnp.stack(outs, 1), states
+
+
+CELLS = {"simple_rnn_cell": (simple_cell, 1), "lstm_cell": (lstm_cell, 2),
+         "gru_cell": (gru_cell, 1)}
+
+
+def rnn_layer(p, layer, x, return_sequences=False, go_backwards=False,
+              mask=None, initial_state=None, return_state=False, cell=None,
+              cell_name=None):
+    """A SimpleRNN/LSTM/GRU layer named `layer`, cell found from the variable
+    names (or passed for GRU reset_after=False)."""
+    if cell_name is None:
+        cell_name = next(k.split(".")[-2] for k in p if k.startswith(layer + ".")
+                         and k.split(".")[-2] in CELLS)
+    fn, nstates = CELLS[cell_name]
+    pre = f"{layer}.{cell_name}"
+    units = p[pre + ".recurrent_kernel"].shape[0]
+    # looked up at call time so mutations.py can patch the module's cells
+    fn = cell or globals()[fn.__name__]
+    last, seq, states = rnn(fn, p, pre, x, units, nstates, mask, go_backwards,
+                            initial_state)
+    out = seq if return_sequences else last
+    return (out, states) if return_state else out
+
+
+def bidirectional(p, name, inner, x, merge, return_sequences=False):
+    """Bidirectional(inner): forward layer "<name>.forward_<inner>", backward
+    layer "<name>.backward_<inner>" (go_backwards=True). With
+    return_sequences the backward sequence is flipped back to input order
+    before merging; otherwise its last output (after reading x[:, 0]) is used."""
+    y = rnn_layer(p, f"{name}.forward_{inner}", x, return_sequences)
+    yr = rnn_layer(p, f"{name}.backward_{inner}", x, return_sequences, go_backwards=True)
+    if return_sequences:
+        yr = bidi_flip(yr)
+    return BIDI_MERGE[merge](y, yr)
+
+
+def bidi_flip(yr):
+    return yr[:, ::-1]
+
+
+BIDI_MERGE = {
+    "concat": lambda a, b: jnp.concatenate([a, b], -1),
+    "sum": lambda a, b: a + b,
+    "mul": lambda a, b: a * b,
+    "ave": lambda a, b: (a + b) / 2,
+}
+
+
+def embedding(p, name, tok):
+    return p[f"{name}.embeddings"][tok]
+
+
+@fwd("rnn_simple")
+def _(p, xs, training):
+    return [dense(rnn_layer(p, "rnn", xs["x"]), p, "dense")], {}
+
+
+@fwd("rnn_simple_seq")
+def _(p, xs, training):
+    return [dense(rnn_layer(p, "rnn", xs["x"], return_sequences=True), p, "dense")], {}
+
+
+@fwd("rnn_lstm")
+def _(p, xs, training):
+    return [dense(rnn_layer(p, "lstm", xs["x"]), p, "dense")], {}
+
+
+@fwd("rnn_lstm_seq_backwards")
+def _(p, xs, training):
+    return [rnn_layer(p, "lstm", xs["x"], return_sequences=True, go_backwards=True)], {}
+
+
+@fwd("rnn_lstm_state")
+def _(p, xs, training):
+    out, (h, c) = rnn_layer(p, "lstm", xs["x"], return_state=True)
+    return [jnp.concatenate([out, h, c], -1)], {}
+
+
+@fwd("rnn_lstm_initial_state")
+def _(p, xs, training):
+    return [rnn_layer(p, "lstm", xs["x"], initial_state=[xs["h0"], xs["c0"]])], {}
+
+
+@fwd("rnn_gru")
+def _(p, xs, training):
+    return [dense(rnn_layer(p, "gru", xs["x"]), p, "dense")], {}
+
+
+@fwd("rnn_gru_seq")
+def _(p, xs, training):
+    return [rnn_layer(p, "gru", xs["x"], return_sequences=True, go_backwards=True)], {}
+
+
+@fwd("rnn_gru_reset_before")
+def _(p, xs, training):
+    h = rnn_layer(p, "gru", xs["x"], cell=gru_cell_before)
+    return [dense(h, p, "dense")], {}
+
+
+@fwd("rnn_stacked")
+def _(p, xs, training):
+    h = rnn_layer(p, "lstm", xs["x"], return_sequences=True)
+    return [dense(rnn_layer(p, "gru", h), p, "dense")], {}
+
+
+for _m in ["concat", "sum", "mul", "ave"]:
+    def _bi(p, xs, training, m=_m):
+        return [bidirectional(p, "bi", "lstm", xs["x"], m, return_sequences=(m == "concat"))], {}
+    FORWARD[f"rnn_bidirectional_{_m}"] = _bi
+
+
+def token_mask(tok):
+    """Embedding(mask_zero=True): id 0 is padding."""
+    return tok != 0
+
+
+@fwd("rnn_embedding_lstm_mask")
+def _(p, xs, training):
+    tok = xs["tok"]
+    h = rnn_layer(p, "lstm", embedding(p, "emb", tok), mask=token_mask(tok))
+    return [dense(h, p, "dense")], {}
+
+
+@fwd("rnn_embedding_gru_seq_mask")
+def _(p, xs, training):
+    tok = xs["tok"]
+    h = rnn_layer(p, "gru", embedding(p, "emb", tok), return_sequences=True,
+                  mask=token_mask(tok))
+    return [dense(h, p, "dense")], {}
+
+
+def masking_mask(x, value=0.0):
+    """Masking(mask_value): a step is masked only when ALL its features equal
+    mask_value."""
+    return jnp.any(x != value, -1)
+
+
+@fwd("rnn_masking")
+def _(p, xs, training):
+    x = xs["x"]
+    mask = masking_mask(x)
+    x = x * mask[..., None]           # (the layer also zeroes masked steps)
+    return [dense(rnn_layer(p, "rnn", x, mask=mask), p, "dense")], {}
+
+
+@fwd("rnn_time_distributed")
+def _(p, xs, training):
+    h = dense(xs["x"], p, "td.dense")  # TimeDistributed(Dense) = Dense on each step
+    return [rnn_layer(p, "lstm", h)], {}
+
+
+@fwd("rnn_embedding")
+def _(p, xs, training):
+    e = embedding(p, "emb", xs["tok"])
+    return [dense(e.reshape(e.shape[0], -1), p, "dense")], {}
+
+
+# Outputs that carry a Keras mask into the loss: case -> fn(xs) -> one mask
+# (or None) per output. The mask of Embedding(mask_zero=True) goes through the
+# return_sequences RNN and the Dense after it to the model output.
+OUTPUT_MASKS = {
+    "rnn_embedding_gru_seq_mask": lambda xs: [token_mask(xs["tok"])],
+}
+
+# ---------------------------------------------------------------------------
 # Losses.
 # ---------------------------------------------------------------------------
 
 EPS = 1e-7  # keras.config.epsilon()
 
 
-def mse(y, pred):
+def mse(y, pred, mask=None):
     # per-sample: mean over the last axis; then "sum_over_batch_size": sum of
     # the per-sample values / their count. Together: the mean over all elements.
+    # With an output mask [B, T] (True = real step) the masked entries get
+    # weight 0 and the rest weight total/valid, so the result is the mean of
+    # the per-step values over the unmasked steps only.
     per = jnp.mean(jnp.square(pred - y), -1)
+    if mask is not None:
+        return masked_mean(per, mask)
     return jnp.sum(per) / per.size
+
+
+def masked_mean(per, mask):
+    w = mask.astype(per.dtype)
+    return jnp.sum(per * w) / jnp.sum(w)
 
 
 def sparse_cce(y, pred):
@@ -425,7 +685,9 @@ LOSSES = {"mse": mse, "sparse_categorical_crossentropy": sparse_cce}
 # ---------------------------------------------------------------------------
 
 
-def arr(entry, dtype=np.float32):
+def arr(entry, dtype=None):
+    if dtype is None:  # inputs: float32 unless the entry says "dtype": "int32"
+        dtype = np.int32 if entry.get("dtype") == "int32" else np.float32
     return jnp.asarray(np.asarray(entry["data"], dtype=dtype).reshape(entry["shape"]))
 
 
@@ -456,6 +718,7 @@ def check_case(fx, rtol=2e-5, atol=2e-6):
     loss_spec = tr["loss"]
     lw = tr.get("loss_weights", {})
     ys = [arr(t, np.int32 if t["dtype"] == "int32" else np.float32) for t in tr["targets"]]
+    masks = OUTPUT_MASKS[name](xs) if name in OUTPUT_MASKS else [None] * len(ys)
 
     def total_loss(tp, p):
         pp = dict(p)
@@ -463,9 +726,9 @@ def check_case(fx, rtol=2e-5, atol=2e-6):
         outs, st = f(pp, xs, True)
         parts = {}
         total = 0.0
-        for n, o, y in zip(out_names, outs, ys):
+        for n, o, y, m in zip(out_names, outs, ys, masks):
             ln = loss_spec[n] if isinstance(loss_spec, dict) else loss_spec
-            l = LOSSES[ln](y, o)
+            l = LOSSES[ln](y, o) if m is None else LOSSES[ln](y, o, m)
             parts[n] = l
             total = total + lw.get(n, 1.0) * l
         return total, (st, parts)

@@ -12,6 +12,16 @@ records `model(x, training=False)`, then compiles with SGD(lr=0.1) and runs
 `train_on_batch` 3 times on the same full batch, recording each step's loss and
 the final values of all model variables. Output: test/fixtures/keras/<case>.json.
 
+Inputs are float32 `uniform(-1, 1)` unless the case gives its own values
+(the `inputs` key below). An input whose Keras dtype is an integer type (token
+ids for Embedding) is written with an extra `"dtype": "int32"` field and its
+data as JSON integers: `{"name", "shape", "dtype": "int32", "data": [3, 1, 0, ...]}`.
+Float inputs have no "dtype" field (float32 is implied), as before.
+
+Variable names are the Keras variable path with "/" replaced by ".":
+`dense.kernel`, and for layers that hold sub-layers the full path, e.g.
+`lstm.lstm_cell.kernel`, `bi.forward_lstm.lstm_cell.bias`, `td.dense.kernel`.
+
 Keras is imported only here: the fixtures are plain JSON and the TypeScript
 tests need neither Python nor Keras.
 """
@@ -40,7 +50,9 @@ LR = 0.1
 # ---------------------------------------------------------------------------
 # Cases. Each "code" must define `model`. Optional keys: batch (default 2),
 # loss (default "mse"), loss_weights, classes (for sparse CE targets: dict
-# output name -> number of classes, or int for a single output).
+# output name -> number of classes, or int for a single output), inputs (dict
+# input name -> fn(rng, shape) returning that input's values, for integer
+# tokens or inputs with structure such as all-zero time steps).
 # ---------------------------------------------------------------------------
 
 CASES = []
@@ -315,6 +327,158 @@ bn.trainable = False
 ''')
 
 
+# --- Recurrent layers ------------------------------------------------------
+# No dropout anywhere (its randomness cannot be matched). Sizes stay tiny:
+# batch 2-3, 4-5 time steps, 3 features, 3-4 units.
+
+case("rnn_simple", """
+x = keras.Input(shape=(4, 3), name="x")
+h = keras.layers.SimpleRNN(4, name="rnn")(x)
+out = keras.layers.Dense(2, name="dense")(h)
+model = keras.Model(x, out)
+""")
+
+case("rnn_simple_seq", """
+x = keras.Input(shape=(4, 3), name="x")
+h = keras.layers.SimpleRNN(4, return_sequences=True, name="rnn")(x)
+out = keras.layers.Dense(2, name="dense")(h)
+model = keras.Model(x, out)
+""")
+
+case("rnn_lstm", """
+x = keras.Input(shape=(4, 3), name="x")
+h = keras.layers.LSTM(4, name="lstm")(x)
+out = keras.layers.Dense(2, name="dense")(h)
+model = keras.Model(x, out)
+""")
+
+case("rnn_lstm_seq_backwards", """
+x = keras.Input(shape=(5, 3), name="x")
+out = keras.layers.LSTM(3, return_sequences=True, go_backwards=True, name="lstm")(x)
+model = keras.Model(x, out)
+""")
+
+# A layer's several outputs all carry the layer's name, so a multi-output model
+# [seq, h, c] would have three outputs named "lstm" (and Keras's train logs
+# collide); they are concatenated instead: [B, 3*units] = [output | h | c].
+case("rnn_lstm_state", """
+x = keras.Input(shape=(4, 3), name="x")
+seq, h, c = keras.layers.LSTM(4, return_state=True, name="lstm")(x)
+out = keras.layers.Concatenate(name="cat")([seq, h, c])
+model = keras.Model(x, out)
+""")
+
+case("rnn_lstm_initial_state", """
+x = keras.Input(shape=(4, 3), name="x")
+h0 = keras.Input(shape=(4,), name="h0")
+c0 = keras.Input(shape=(4,), name="c0")
+out = keras.layers.LSTM(4, name="lstm")(x, initial_state=[h0, c0])
+model = keras.Model([x, h0, c0], out)
+""")
+
+case("rnn_gru", """
+x = keras.Input(shape=(4, 3), name="x")
+h = keras.layers.GRU(4, name="gru")(x)
+out = keras.layers.Dense(2, name="dense")(h)
+model = keras.Model(x, out)
+""")
+
+case("rnn_gru_seq", """
+x = keras.Input(shape=(5, 3), name="x")
+out = keras.layers.GRU(3, return_sequences=True, go_backwards=True, name="gru")(x)
+model = keras.Model(x, out)
+""")
+
+case("rnn_gru_reset_before", """
+x = keras.Input(shape=(4, 3), name="x")
+h = keras.layers.GRU(4, reset_after=False, name="gru")(x)
+out = keras.layers.Dense(2, name="dense")(h)
+model = keras.Model(x, out)
+""")
+
+case("rnn_stacked", """
+x = keras.Input(shape=(4, 3), name="x")
+h = keras.layers.LSTM(4, return_sequences=True, name="lstm")(x)
+h = keras.layers.GRU(3, name="gru")(h)
+out = keras.layers.Dense(2, name="dense")(h)
+model = keras.Model(x, out)
+""")
+
+for _mode, _seq in [("concat", True), ("sum", False), ("mul", False), ("ave", False)]:
+    _rs = ", return_sequences=True" if _seq else ""
+    case(f"rnn_bidirectional_{_mode}", f"""
+x = keras.Input(shape=(4, 3), name="x")
+out = keras.layers.Bidirectional(keras.layers.LSTM(3{_rs}, name="lstm"), merge_mode="{_mode}", name="bi")(x)
+model = keras.Model(x, out)
+""")
+
+# Token ids with padding (0): sample 0 has none, sample 1 trailing zeros,
+# sample 2 a leading, a middle and a trailing zero.
+TOKENS = [[3, 1, 4, 6, 2],
+          [5, 2, 6, 0, 0],
+          [0, 4, 0, 3, 0]]
+
+case("rnn_embedding_lstm_mask", """
+tok = keras.Input(shape=(5,), dtype="int32", name="tok")
+e = keras.layers.Embedding(input_dim=7, output_dim=3, mask_zero=True, name="emb")(tok)
+h = keras.layers.LSTM(4, name="lstm")(e)
+out = keras.layers.Dense(2, name="dense")(h)
+model = keras.Model(tok, out)
+""", batch=3, inputs={"tok": lambda rng, shape: np.array(TOKENS)})
+
+case("rnn_embedding_gru_seq_mask", """
+tok = keras.Input(shape=(5,), dtype="int32", name="tok")
+e = keras.layers.Embedding(input_dim=7, output_dim=3, mask_zero=True, name="emb")(tok)
+h = keras.layers.GRU(3, return_sequences=True, name="gru")(e)
+out = keras.layers.Dense(2, name="dense")(h)
+model = keras.Model(tok, out)
+""", batch=3, inputs={"tok": lambda rng, shape: np.array(TOKENS)})
+
+
+def _zero_steps(rng, shape):
+    """uniform(-1, 1) with whole time steps set to 0.0 (masked by Masking):
+    sample 0 none, sample 1 its last two steps, sample 2 its first and third
+    step. Sample 0 also gets a single 0.0 feature (not a masked step)."""
+    xv = rng.uniform(-1, 1, shape)
+    xv[1, 3:] = 0.0
+    xv[2, 0] = 0.0
+    xv[2, 2] = 0.0
+    xv[0, 1, 0] = 0.0
+    return xv
+
+
+case("rnn_masking", """
+x = keras.Input(shape=(5, 3), name="x")
+m = keras.layers.Masking(mask_value=0.0, name="mask")(x)
+h = keras.layers.SimpleRNN(3, name="rnn")(m)
+out = keras.layers.Dense(2, name="dense")(h)
+model = keras.Model(x, out)
+""", batch=3, inputs={"x": _zero_steps})
+
+case("rnn_time_distributed", """
+x = keras.Input(shape=(4, 3), name="x")
+h = keras.layers.TimeDistributed(keras.layers.Dense(3, name="dense"), name="td")(x)
+out = keras.layers.LSTM(3, name="lstm")(h)
+model = keras.Model(x, out)
+""")
+
+def _tokens_no_mask(rng, shape):
+    """Random ids in [0, 7); the first is forced to 0, which is an ordinary
+    token here (no mask_zero), and ids repeat (their gradients add up)."""
+    t = rng.integers(0, 7, shape)
+    t[0, 0] = 0
+    return t
+
+
+case("rnn_embedding", """
+tok = keras.Input(shape=(4,), dtype="int32", name="tok")
+e = keras.layers.Embedding(input_dim=7, output_dim=3, name="emb")(tok)
+h = keras.layers.Flatten(name="flat")(e)
+out = keras.layers.Dense(2, name="dense")(h)
+model = keras.Model(tok, out)
+""", batch=3, inputs={"tok": _tokens_no_mask})
+
+
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
@@ -356,9 +520,12 @@ def init_value(var_name, shape, rng):
 
 
 def layer_var_name(var):
+    # "dense/kernel" -> "dense.kernel"; nested layers keep their full path:
+    # "lstm/lstm_cell/kernel" -> "lstm.lstm_cell.kernel".
     parts = var.path.split("/")
-    assert len(parts) == 2, var.path
-    return f"{parts[0]}.{parts[1]}"
+    assert len(parts) >= 2 and all(parts), var.path
+    assert not any("." in q for q in parts), var.path
+    return ".".join(parts)
 
 
 def dump_weights(model):
@@ -373,6 +540,13 @@ def dump_weights(model):
             "data": f32_list(val),
         })
     return out
+
+
+def input_entry(name, xv):
+    if xv.dtype == np.int32:
+        return {"name": name, "shape": list(xv.shape), "dtype": "int32",
+                "data": xv.reshape(-1).tolist()}
+    return {"name": name, "shape": list(xv.shape), "data": f32_list(xv)}
 
 
 def output_name(t):
@@ -397,9 +571,17 @@ def run_case(spec):
     # Inputs.
     rng = np.random.default_rng(seed_for(name, "inputs"))
     xs = []
+    custom = spec.get("inputs", {})
     for inp in model.inputs:
         shape = (batch,) + tuple(inp.shape[1:])
-        xs.append(rng.uniform(-1, 1, shape).astype(np.float32))
+        is_int = "int" in str(inp.dtype)
+        if inp.name in custom:
+            xv = np.asarray(custom[inp.name](rng, shape))
+            assert xv.shape == shape, (inp.name, xv.shape, shape)
+        else:
+            assert not is_int, f"integer input {inp.name} needs an inputs entry"
+            xv = rng.uniform(-1, 1, shape)
+        xs.append(xv.astype(np.int32 if is_int else np.float32))
     x_arg = xs if len(xs) > 1 else xs[0]
 
     # Predict (inference mode).
@@ -467,10 +649,7 @@ def run_case(spec):
         "keras": keras.__version__,
         "jax": jax.__version__,
         "code": spec["code"],
-        "inputs": [
-            {"name": inp.name, "shape": list(xv.shape), "data": f32_list(xv)}
-            for inp, xv in zip(model.inputs, xs)
-        ],
+        "inputs": [input_entry(inp.name, xv) for inp, xv in zip(model.inputs, xs)],
         "outputs": [
             {"name": n, "shape": list(p.shape)} for n, p in zip(out_names, preds)
         ],

@@ -110,6 +110,83 @@ def frozen_bn_training(p, xs, training):
     return [y], st
 
 
+# --- Recurrent variants ------------------------------------------------------
+
+def gru_variant(reset_before_matmul=False, swap_z=False):
+    """Keras's GRU cell (see check.gru_cell) with one thing changed:
+    reset_before_matmul: with reset_after=True weights, r multiplies h BEFORE
+      the recurrent matmul ((r*h) Uh + br_h instead of r * (h Uh + br_h));
+    swap_z: h' = (1 - z) h + z hh instead of z h + (1 - z) hh."""
+    def cell(p, pre, x, states, reset_after=True):
+        (h,) = states
+        W, U, b = p[pre + ".kernel"], p[pre + ".recurrent_kernel"], p[pre + ".bias"]
+        n = U.shape[0]
+        bi, br = (b[0], b[1]) if reset_after else (b, jnp.zeros_like(b))
+        xp = x @ W + bi
+        z = C.sigmoid(xp[:, :n] + h @ U[:, :n] + br[:n])
+        r = C.sigmoid(xp[:, n:2 * n] + h @ U[:, n:2 * n] + br[n:2 * n])
+        if reset_after and not reset_before_matmul:
+            rec = r * (h @ U[:, 2 * n:] + br[2 * n:])
+        else:
+            rec = (r * h) @ U[:, 2 * n:] + br[2 * n:]
+        hh = jnp.tanh(xp[:, 2 * n:] + rec)
+        h = (1 - z) * h + z * hh if swap_z else z * h + (1 - z) * hh
+        return h, [h]
+    return cell
+
+
+def lstm_ifoc(p, pre, x, states):
+    """Gate columns read as i, f, o, c instead of Keras's i, f, c, o."""
+    h, c = states
+    z = x @ p[pre + ".kernel"] + h @ p[pre + ".recurrent_kernel"] + p[pre + ".bias"]
+    zi, zf, zo, zc = jnp.split(z, 4, -1)
+    c = C.sigmoid(zf) * c + C.sigmoid(zi) * jnp.tanh(zc)
+    h = C.sigmoid(zo) * jnp.tanh(c)
+    return h, [h, c]
+
+
+def lstm_forget_bias_plus_one(p, pre, x, states):
+    """TF1 BasicLSTMCell-style forget_bias=1.0 added at run time (Keras's
+    unit_forget_bias only INITIALISES the bias)."""
+    h, c = states
+    z = x @ p[pre + ".kernel"] + h @ p[pre + ".recurrent_kernel"] + p[pre + ".bias"]
+    zi, zf, zc, zo = jnp.split(z, 4, -1)
+    c = C.sigmoid(zf + 1.0) * c + C.sigmoid(zi) * jnp.tanh(zc)
+    h = C.sigmoid(zo) * jnp.tanh(c)
+    return h, [h, c]
+
+
+def rnn_variant(state_at_mask="carry", out_at_mask="prev", flip_back=False,
+                ignore_mask=False, ignore_initial_state=False):
+    def f(cell, p, pre, x, units, nstates, mask=None, go_backwards=False,
+          initial_state=None):
+        if ignore_mask:
+            mask = None
+        if ignore_initial_state:
+            initial_state = None
+        b, t = x.shape[0], x.shape[1]
+        states = (list(initial_state) if initial_state is not None
+                  else [jnp.zeros((b, units), x.dtype)] * nstates)
+        outs = []
+        for i in (range(t - 1, -1, -1) if go_backwards else range(t)):
+            out, new = cell(p, pre, x[:, i], states)
+            if mask is not None:
+                m = mask[:, i][:, None]
+                prev = states[0] if out_at_mask == "prev" else jnp.zeros_like(out)
+                out = jnp.where(m, out, prev)
+                if state_at_mask == "carry":
+                    new = [jnp.where(m, ns, s) for ns, s in zip(new, states)]
+                else:  # reset
+                    new = [jnp.where(m, ns, 0.0) for ns in new]
+            outs.append(out)
+            states = new
+        seq = jnp.stack(outs, 1)
+        if go_backwards and flip_back:
+            seq = seq[:, ::-1]
+        return outs[-1], seq, states
+    return f
+
+
 def two_outputs_unweighted():
     fx = load("two_outputs")
     fx["train"]["loss_weights"] = {}
@@ -144,6 +221,44 @@ MUTATIONS = [
     ("mse: sum over last axis, mean over batch", "concatenate",
      patched(C.LOSSES, "mse", lambda y, p: jnp.mean(jnp.sum(jnp.square(p - y), -1)))),
     ("two outputs without loss_weights", None, None),
+    ("GRU reset_after: r applied before the matmul", "rnn_gru",
+     patched(C, "gru_cell", gru_variant(reset_before_matmul=True))),
+    ("GRU reset_after: r before matmul (stacked)", "rnn_stacked",
+     patched(C, "gru_cell", gru_variant(reset_before_matmul=True))),
+    ("GRU h = (1-z) h + z hh", "rnn_gru",
+     patched(C, "gru_cell", gru_variant(swap_z=True))),
+    ("GRU h = (1-z) h + z hh (reset_before)", "rnn_gru_reset_before",
+     patched(C, "gru_cell", gru_variant(swap_z=True))),
+    ("LSTM gate order i,f,o,c", "rnn_lstm",
+     patched(C, "lstm_cell", lstm_ifoc)),
+    ("LSTM forget bias +1 at run time", "rnn_lstm",
+     patched(C, "lstm_cell", lstm_forget_bias_plus_one)),
+    ("go_backwards: sequence flipped to input order", "rnn_lstm_seq_backwards",
+     patched(C, "rnn", rnn_variant(flip_back=True))),
+    ("go_backwards: sequence flipped (GRU)", "rnn_gru_seq",
+     patched(C, "rnn", rnn_variant(flip_back=True))),
+    ("Bidirectional: backward seq not re-flipped", "rnn_bidirectional_concat",
+     patched(C, "bidi_flip", lambda y: y)),
+    ("Bidirectional ave as sum", "rnn_bidirectional_ave",
+     patched(C.BIDI_MERGE, "ave", C.BIDI_MERGE["sum"])),
+    ("LSTM initial_state ignored", "rnn_lstm_initial_state",
+     patched(C, "rnn", rnn_variant(ignore_initial_state=True))),
+    ("mask resets the state (LSTM)", "rnn_embedding_lstm_mask",
+     patched(C, "rnn", rnn_variant(state_at_mask="reset"))),
+    ("mask resets the state (SimpleRNN, Masking)", "rnn_masking",
+     patched(C, "rnn", rnn_variant(state_at_mask="reset"))),
+    ("masked step outputs zeros (LSTM last output)", "rnn_embedding_lstm_mask",
+     patched(C, "rnn", rnn_variant(out_at_mask="zero"))),
+    ("masked step outputs zeros (GRU sequence)", "rnn_embedding_gru_seq_mask",
+     patched(C, "rnn", rnn_variant(out_at_mask="zero"))),
+    ("mask ignored (padding processed)", "rnn_embedding_lstm_mask",
+     patched(C, "rnn", rnn_variant(ignore_mask=True))),
+    ("Masking ignored", "rnn_masking",
+     patched(C, "rnn", rnn_variant(ignore_mask=True))),
+    ("Masking: step masked if ANY feature is 0", "rnn_masking",
+     patched(C, "masking_mask", lambda x, value=0.0: jnp.all(x != value, -1))),
+    ("loss ignores the output mask", "rnn_embedding_gru_seq_mask",
+     patched(C.OUTPUT_MASKS, "rnn_embedding_gru_seq_mask", lambda xs: [None])),
 ]
 
 
