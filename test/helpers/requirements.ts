@@ -15,8 +15,13 @@
  * WebGPU means an adapter and device from `requestGpuDevice` (in Node: Dawn, the `webgpu` npm package,
  * on a Vulkan driver; without a GPU, Mesa's lavapipe). The browser is the Chromium at DLC_CHROMIUM
  * (default /usr/bin/chromium, Debian's package), driven by playwright-core; no browser is downloaded.
+ * `needBrowserWebGpu` asks for both at once: an adapter from `navigator.gpu` in a page of that
+ * Chromium (without a GPU, its bundled SwiftShader); DLC_TEST_REQUIRE naming either makes its absence
+ * a failure.
  */
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { it } from 'vitest';
 import { requestGpuDevice } from '../../runtime/webgpu.ts';
 
@@ -52,14 +57,14 @@ export function isRequired(req: Requirement): boolean {
   return REQUIRED.has(req);
 }
 
-/** The banner printed when `suite` is skipped for want of `req`. */
-export function skipBanner(req: Requirement, suite: string, why: string): string {
+/** The banner printed when `suite` is skipped for want of `req` (described as `need`, by default NEED[req]). */
+export function skipBanner(req: Requirement, suite: string, why: string, need = NEED[req]): string {
   const bar = '!'.repeat(100);
   return [
     '',
     bar,
     `!!! SKIPPED: ${suite}`,
-    `!!! MISSING: ${NEED[req]}: ${why}`,
+    `!!! MISSING: ${need}: ${why}`,
     `!!! TO GET IT: ${SETUP_COMMAND} (Debian or Ubuntu: installs Debian's chromium and Mesa's CPU Vulkan driver)`,
     `!!! DLC_TEST_REQUIRE=${req} makes this a failure instead of a skip (.ci/run sets DLC_TEST_REQUIRE=webgpu,browser).`,
     bar,
@@ -68,14 +73,14 @@ export function skipBanner(req: Requirement, suite: string, why: string): string
 }
 
 /** The machine lacks `req`: a banner and a skipped placeholder, or (required) a failing test. */
-function unmet(req: Requirement, suite: string, why: string): void {
+function unmet(req: Requirement, suite: string, why: string, need = NEED[req]): void {
   if (isRequired(req)) {
-    const msg = `DLC_TEST_REQUIRE=${process.env.DLC_TEST_REQUIRE} requires ${NEED[req]}, and this machine has none: ${why}. ${suite} did not run. Install it with: ${SETUP_COMMAND}`;
+    const msg = `DLC_TEST_REQUIRE=${process.env.DLC_TEST_REQUIRE} requires ${need}, and this machine has none: ${why}. ${suite} did not run. Install it with: ${SETUP_COMMAND}`;
     it(`requires ${req} (DLC_TEST_REQUIRE): ${suite}`, () => {
       throw new Error(msg);
     });
   } else {
-    console.warn(skipBanner(req, suite, why));
+    console.warn(skipBanner(req, suite, why, need));
     it.skip(`SKIPPED for want of ${req} (${why}): ${suite}`, () => {});
   }
 }
@@ -107,4 +112,47 @@ export function needBrowser(suite: string): string | null {
   if (existsSync(CHROMIUM)) return CHROMIUM;
   unmet('browser', suite, `${CHROMIUM} does not exist`);
   return null;
+}
+
+/**
+ * Why a page in the Chromium at `executablePath`, launched with `args`, gets no WebGPU adapter, or ''
+ * when it gets one. The page is served from 127.0.0.1 (a secure context, so `navigator.gpu` exists
+ * where the browser has WebGPU at all) and asks `navigator.gpu.requestAdapter()`, as the demo does.
+ */
+async function probeBrowserWebGpu(executablePath: string, args: readonly string[]): Promise<string> {
+  const { chromium } = await import('playwright-core');
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<!doctype html><title>WebGPU probe</title>');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  let browser: Awaited<ReturnType<typeof chromium.launch>> | null = null;
+  try {
+    browser = await chromium.launch({ executablePath, args: [...args], timeout: 60_000 });
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+    return await page.evaluate(async () => {
+      const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+      if (!gpu) return 'navigator.gpu is missing in the page';
+      return (await gpu.requestAdapter()) ? '' : 'navigator.gpu.requestAdapter() returned null';
+    });
+  } catch (e) {
+    return `the probe failed: ${(e as Error).message.split('\n')[0]}`;
+  } finally {
+    await browser?.close();
+    server.close();
+  }
+}
+
+/**
+ * Whether a page in the Chromium at `executablePath` (from `needBrowser`), launched with `args`, has a
+ * WebGPU adapter (without a GPU, headless Chromium's is its bundled SwiftShader; `--enable-unsafe-webgpu`
+ * lifts the blocklist). When it has none, `suite` is reported as `needWebGpu` does, failing when
+ * DLC_TEST_REQUIRE names webgpu or browser. Call it at the top level of the test file.
+ */
+export async function needBrowserWebGpu(suite: string, executablePath: string, args: readonly string[]): Promise<boolean> {
+  const why = await probeBrowserWebGpu(executablePath, args);
+  if (!why) return true;
+  const need = `a WebGPU adapter in headless Chromium (${executablePath} ${args.join(' ')}; without a GPU, Chromium's bundled SwiftShader Vulkan)`;
+  unmet(isRequired('browser') && !isRequired('webgpu') ? 'browser' : 'webgpu', suite, why, need);
+  return false;
 }
