@@ -15,7 +15,7 @@
  * predicate guards (pad, conv padding, concat) use clamped indices, because generated code evaluates
  * both sides of a select and must never read outside a buffer.
  */
-import { funcNodes, useCounts } from '../../ir/graph.ts';
+import { funcNodes, makeFunc, useCounts } from '../../ir/graph.ts';
 import type { BinaryOp, DType, Func, Node, NodeWith, Op, Shape, UnaryOp } from '../../ir/types.ts';
 import { BINARY_OPS, isBinaryOp, isUnaryOp, numel, shapeEq, stridesOf, UNARY_OPS } from '../../ir/types.ts';
 import type { IndexSpace } from './expr.ts';
@@ -88,6 +88,8 @@ class Fuser {
   private readonly buffers: BufferInfo[] = [];
   private readonly kernels: Kernel[] = [];
   private readonly loops: Loop[] = [];
+  /** A scan operand that is a reshape of a buffer → that buffer's node (see `decide`). */
+  private readonly sameData = new Map<number, Node>();
   /** Scan node id → the buffer of each of its results. */
   private readonly scanResults = new Map<number, number[]>();
   private readonly names = new Map<string, number>();
@@ -148,10 +150,16 @@ class Fuser {
    */
   private emitScan(n: NodeWith<'scan'>): void {
     const { body, length, reverse, carries: C, xs: X } = n.params;
-    const sub = new Fuser(body).run();
+    const outer = (i: number) => this.buf.get(n.inputs[i].id) ?? this.buf.get(this.sameData.get(n.inputs[i].id)!.id)!;
+    // A ys that is a body input unchanged (autodiff's saved carries) is copied out of that input's
+    // buffer by the loop itself rather than through a copy kernel in the body.
+    const passThrough = body.outputs.map((o, i) => (i >= C && o.op === 'input' ? body.inputs.indexOf(o) : -1));
+    const keptIdx = body.outputs.map((_, i) => i).filter((i) => passThrough[i] < 0);
+    const fused = keptIdx.length === body.outputs.length ? body : makeFunc(body.name, body.inputs, keptIdx.map((i) => body.outputs[i]), keptIdx.map((i) => body.outputNames[i]));
+    const sub = new Fuser(fused).run();
     const map = new Array<number>(sub.buffers.length).fill(-1);
     sub.inputs.forEach((bid, i) => {
-      if (i >= C + X) map[bid] = this.buf.get(n.inputs[i].id)!;
+      if (i >= C + X) map[bid] = outer(i);
     });
     for (const info of sub.buffers) {
       if (map[info.id] < 0) map[info.id] = this.newBuffer(info.dtype, info.shape, 'temp', info.role === 'temp' ? '' : `${body.name}.${info.name}`);
@@ -163,16 +171,18 @@ class Fuser {
     const remap = (c: LoopCopy): LoopCopy => ({ ...c, from: map[c.from], to: map[c.to] });
     const inner = sub.loops.map((l) => ({ ...l, start: l.start + start, end: l.end + start, init: l.init.map(remap), enter: l.enter.map(remap), exit: l.exit.map(remap) }));
     const numelOf = (b: number) => numel(this.buffers[b].shape);
-    const outer = (i: number) => this.buf.get(n.inputs[i].id)!;
     const ys = body.outputs.slice(C).map((y) => this.newBuffer(y.dtype, [length, ...y.shape], 'temp', ''));
     const carryBufs = sub.inputs.slice(0, C).map((b) => map[b]);
+    // The buffer holding body output i at the end of a step.
+    const outBuf = (i: number) => (passThrough[i] >= 0 ? map[sub.inputs[passThrough[i]]] : map[sub.outputs[keptIdx.indexOf(i)]]);
     const loop: Loop = {
       start, end, length, reverse,
       init: carryBufs.map((to, j) => ({ from: outer(j), to, fromStep: false, toStep: false, elements: numelOf(to) })),
       enter: sub.inputs.slice(C, C + X).map((b, i) => ({ from: outer(C + i), to: map[b], fromStep: true, toStep: false, elements: numelOf(map[b]) })),
+      // ys first: a saved carry is read before the next carry overwrites it.
       exit: [
-        ...ys.map((to, i) => ({ from: map[sub.outputs[C + i]], to, fromStep: false, toStep: true, elements: numelOf(map[sub.outputs[C + i]]) })),
-        ...carryBufs.map((to, j) => ({ from: map[sub.outputs[j]], to, fromStep: false, toStep: false, elements: numelOf(to) })),
+        ...ys.map((to, i) => ({ from: outBuf(C + i), to, fromStep: false, toStep: true, elements: numelOf(outBuf(C + i)) })),
+        ...carryBufs.map((to, j) => ({ from: outBuf(j), to, fromStep: false, toStep: false, elements: numelOf(to) })),
       ],
     };
     this.loops.push(loop, ...inner);
@@ -208,11 +218,11 @@ class Fuser {
       if (n.op === 'input') continue;
       if (OP_CLASS[n.op] === 'loop') {
         M.add(n.id);
-        for (const x of n.inputs) M.add(x.id);
         continue;
       }
       if (isReduction(n)) M.add(n.id);
-      else if ((this.uses.get(n.id) ?? 0) > 1 && !this.cheap(n)) M.add(n.id);
+      // (A reshape read only by scans is left to the scan pass below, which reads its operand's buffer.)
+      else if ((this.uses.get(n.id) ?? 0) > 1 && !this.cheap(n) && !(n.op === 'reshape' && this.users.get(n.id)!.every((u) => u.op === 'scan'))) M.add(n.id);
     }
     // Pass 2: fuse each reduction into the end of its single-use elementwise chain.
     for (const r of this.order) {
@@ -240,6 +250,18 @@ class Fuser {
       if (kg) M.add(kg.ct.id);
       else if (n.op === 'conv' && !this.contiguous(n.inputs[1])) M.add(n.inputs[1].id);
       if (n.op === 'reduce_window_grad') for (const x of n.inputs) M.add(x.id);
+    }
+    // A scan reads whole buffers. A reshape has the row-major data of its operand, so an operand that
+    // is a reshape of a buffer reads that buffer (no copy kernel for the reshape).
+    for (const n of this.order) {
+      if (n.op !== 'scan') continue;
+      for (const x of n.inputs) {
+        if (M.has(x.id)) continue;
+        let y = x;
+        while (y.op === 'reshape' && !M.has(y.id)) y = y.inputs[0];
+        M.add(y.id);
+        if (y !== x) this.sameData.set(x.id, y);
+      }
     }
   }
 

@@ -110,7 +110,33 @@ export function simplify(input: Func): Func {
     }
     canon.set(n.id, m);
   }
-  return makeFunc(f.name, f.inputs.map((i) => canon.get(i.id) as InputNode), f.outputs.map((o) => canon.get(o.id)!), f.outputNames);
+  return pruneScans(makeFunc(f.name, f.inputs.map((i) => canon.get(i.id) as InputNode), f.outputs.map((o) => canon.get(o.id)!), f.outputNames));
+}
+
+/**
+ * Drop the ys of a scan that nothing reads (an LSTM that returns only its last output still
+ * writes every step's output in its body), so the loop neither computes nor stores them.
+ */
+function pruneScans(f: Func): Func {
+  const nodes = funcNodes(f);
+  const used = new Map<number, Set<number>>();
+  for (const n of nodes) if (n.op === 'scan_result') (used.get(n.inputs[0].id) ?? used.set(n.inputs[0].id, new Set()).get(n.inputs[0].id)!).add(n.params.index);
+  const replace = new Map<number, Node>();
+  const rebuilt = new Map<number, { scan: Node; index: Map<number, number> }>();
+  for (const n of nodes) {
+    if (n.op === 'scan') {
+      const { body, carries: C } = n.params;
+      const keep = body.outputs.map((_, i) => i).filter((i) => i < C || used.get(n.id)?.has(i));
+      if (keep.length === body.outputs.length) continue;
+      const nb = makeFunc(body.name, body.inputs, keep.map((i) => body.outputs[i]), keep.map((i) => body.outputNames[i]));
+      rebuilt.set(n.id, { scan: apply('scan', n.inputs, { ...n.params, body: nb }), index: new Map(keep.map((i, k) => [i, k])) });
+    } else if (n.op === 'scan_result' && rebuilt.has(n.inputs[0].id)) {
+      const r = rebuilt.get(n.inputs[0].id)!;
+      replace.set(n.id, apply('scan_result', [r.scan], { index: r.index.get(n.params.index)! }));
+    }
+  }
+  if (replace.size === 0) return f;
+  return makeFunc(f.name, f.inputs, substitute(f.outputs, replace), f.outputNames);
 }
 
 function fold(n: Node, ins: readonly Node[]): Node | null {

@@ -1,0 +1,86 @@
+/**
+ * @file Recurrent models end to end (their Keras semantics are in test/keras.test.ts): the train
+ * step's program does not grow with the sequence length (one forward loop, one backward loop), the
+ * loops appear in the dumps, Wasm and WebGPU agree on a few training steps of an LSTM model, and bad
+ * input is refused naming the layer and the shapes.
+ *
+ * Tolerances: the Wasm/WebGPU losses over 5 Adam steps at 1e-4 relative (both f32; the summation
+ * order of the matmuls differs, and the loop compounds it over 12 steps per pass).
+ */
+import { describe, expect, it } from 'vitest';
+import { Add, Bidirectional, Dense, Embedding, GRU, Input, LSTM, Sequential, SimpleRNN, tensor, TimeDistributed } from '../compiler/index.ts';
+import { compileStep } from '../compiler/pipeline.ts';
+import { printProgram } from '../compiler/kernel/print.ts';
+import { printFunc } from '../ir/print.ts';
+import { needWebGpu } from './helpers/requirements.ts';
+
+const lstmModel = (T: number) => {
+  const m = Sequential([LSTM(16, { inputShape: [T, 5] }), Dense(3, { activation: 'softmax' })], { name: `lstm_${T}` });
+  m.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy', metrics: ['accuracy'] });
+  return m;
+};
+
+describe('recurrent train steps', () => {
+  it('have the same kernels at T = 8 and T = 64; only the arena grows, linearly', () => {
+    const a = compileStep(lstmModel(8), 'train', 4);
+    const b = compileStep(lstmModel(64), 'train', 4);
+    expect(a.program.loops.length).toBe(2);
+    expect(b.program.kernels.length).toBe(a.program.kernels.length);
+    expect(b.program.kernels.map((k) => k.kind)).toEqual(a.program.kernels.map((k) => k.kind));
+    // Per-step stacks (inputs, saved carries, gradients of the projections) grow with T; the rest is fixed.
+    const c = compileStep(lstmModel(36), 'train', 4);
+    const perStep = (b.plan.totalBytes - a.plan.totalBytes) / 56;
+    expect(Math.abs(c.plan.totalBytes - (a.plan.totalBytes + 28 * perStep))).toBeLessThan(64 * 16);
+  });
+
+  it('print the forward loop, the backward (reverse) loop and the loop in the kernel program', () => {
+    const m = lstmModel(6);
+    const fwd = printFunc(compileStep(m, 'predict', 2).func);
+    expect(fwd).toMatch(/scan\[carries=2,length=6,reverse=false,xs=1\]/);
+    const train = compileStep(m, 'train', 2);
+    expect(printFunc(train.passes.find((p) => p.name === 'autodiff')!.graph!)).toMatch(/scan\[carries=\d+,length=6,reverse=true,xs=\d+\]/);
+    const prog = printProgram(train.program);
+    expect(prog).toMatch(/^loop t in 0\.\.5 \(kernels \d+\.\.\d+\)/m);
+    expect(prog).toMatch(/^loop t in 5\.\.0 \(kernels \d+\.\.\d+\)/m);
+  });
+
+  it('train the same on Wasm and WebGPU', async () => {
+    const gpu = await needWebGpu('test/recurrent.test.ts: an LSTM model trained on webgpu against wasm');
+    if (!gpu) return;
+    const x = tensor(Float32Array.from({ length: 8 * 12 * 5 }, (_, i) => Math.sin(i * 0.37)), [8, 12, 5], 'f32');
+    const y = tensor(Int32Array.from({ length: 8 }, (_, i) => i % 3), [8], 'i32');
+    const losses: Record<string, number[]> = {};
+    for (const backend of ['wasm', 'webgpu'] as const) {
+      const m = lstmModel(12);
+      losses[backend] = [];
+      for (let s = 0; s < 5; s++) losses[backend].push((await m.trainOnBatch(x, y, { backend })).loss);
+      m.dispose();
+    }
+    expect(losses.wasm[4]).toBeLessThan(losses.wasm[0]);
+    losses.wasm.forEach((l, i) => expect(Math.abs(l - losses.webgpu[i])).toBeLessThanOrEqual(1e-4 * Math.abs(l)));
+  }, 120_000);
+});
+
+describe('recurrent layers refuse bad input', () => {
+  it('a sequence input of the wrong rank', () => {
+    const x = Input({ shape: [5], name: 'x' });
+    expect(() => LSTM(4, { name: 'lstm' }).apply(x)).toThrow(/LSTM 'lstm': expects sequences of shape \[time, features\] per sample, got \[5\]/);
+  });
+
+  it('a returnSequences=false layer feeding a recurrent layer', () => {
+    const x = Input({ shape: [6, 3] });
+    const h = GRU(4, { name: 'first' }).apply(x);
+    expect(() => SimpleRNN(2, { name: 'second' }).apply(h)).toThrow(/SimpleRNN 'second': expects sequences .* got \[4\] \(a recurrent layer before it needs returnSequences: true\)/);
+  });
+
+  it('Bidirectional around a layer that is not recurrent', () => {
+    expect(() => Bidirectional(Dense(3, { name: 'd' }) as never, { name: 'bi' })).toThrow(/Bidirectional 'bi': wraps a recurrent layer \(SimpleRNN, LSTM, GRU\), got Dense 'd'/);
+  });
+
+  it('bad units, merge modes and Embedding sizes', () => {
+    expect(() => LSTM(0)).toThrow(/LSTM: units must be a positive integer, got 0/);
+    expect(() => Bidirectional(LSTM(2), { mergeMode: 'max' as never })).toThrow(/mergeMode must be concat, sum, mul or ave, got max/);
+    expect(() => Embedding(0, 3, { name: 'emb' })).toThrow(/Embedding 'emb': inputDim must be a positive integer, got 0/);
+    expect(() => TimeDistributed(Add())).toThrow(/TimeDistributed: wraps a one-input layer, got Add \(unnamed\)/);
+  });
+});
