@@ -3,7 +3,9 @@
  * predict, so the train and predict programs and a GPU-to-GPU weight copy all exist) and disposed;
  * the device's live buffers and `uncapturederror` listeners, counted by wrapping `createBuffer` /
  * `destroy` and `addEventListener` / `removeEventListener` on the shared device, must return to where
- * they started, and many live programs must share one listener (Node warns past 10 per target).
+ * they started, and many live programs must share one listener (Node warns past 10 per target). The
+ * same through the public API: 40 models, each trained a step on, evaluated and predicted with on
+ * WebGPU, then `model.dispose()`d (12 of them alive at once first), with their weights still readable.
  * Wasm: RSS over many `trainOnBatch` steps of a small Dense model must level off after a warm-up.
  *
  * Without a WebGPU adapter the WebGPU half is skipped with a banner, or fails under DLC_TEST_REQUIRE
@@ -107,6 +109,66 @@ describe.runIf(gpu)('WebGPU sessions release their device resources', () => {
       count.restore();
     }
   }, 300_000);
+});
+
+describe.runIf(gpu)('WebGPU models release their device resources on model.dispose()', () => {
+  it('40 models trained a step on, evaluated, predicted with and disposed leave no buffer or listener behind', async () => {
+    const device = await webgpuDevice();
+    const batch = 4;
+    const x = tensor(Float32Array.from({ length: batch * 8 }, (_, i) => Math.sin(i)), [batch, 8]);
+    const y = tensor(Int32Array.from({ length: batch }, (_, i) => i % 4), [batch]);
+    const count = countOn(device);
+    try {
+      const start = { buffers: count.buffers, listeners: count.listeners };
+      const use = async () => {
+        const m = smallModel();
+        const initial = m.getWeights().map((t) => Float32Array.from(t.data as Float32Array));
+        const logs = await m.trainOnBatch(x, y, { backend: 'webgpu', batchSize: batch });
+        expect(Number.isFinite(logs.loss)).toBe(true);
+        const ev = await m.evaluate(x, y, { backend: 'webgpu', batchSize: batch });
+        expect(Number.isFinite(ev.loss)).toBe(true);
+        expect((await m.predict(x, { backend: 'webgpu', batchSize: batch })).shape).toEqual([batch, 4]);
+        return { m, initial };
+      };
+      const done = async ({ m, initial }: Awaited<ReturnType<typeof use>>) => {
+        await m.dispose();
+        // dispose() brought the trained weights back first: they are finite and moved off the initial ones.
+        const w = m.getWeights().map((t) => t.data as Float32Array);
+        expect(w.every((d) => d.every(Number.isFinite))).toBe(true);
+        expect(w.some((d, i) => d.some((v, j) => v !== initial[i][j]))).toBe(true);
+      };
+      // 12 live models at once (each with train, eval and predict programs): one listener between them.
+      const held = [];
+      for (let i = 0; i < 12; i++) held.push(await use());
+      const live = { buffers: count.buffers, listeners: count.listeners };
+      expect(live.listeners - start.listeners).toBe(1);
+      for (const m of held) await done(m);
+      // Then 28 more, one at a time.
+      for (let i = 0; i < 28; i++) await done(await use());
+      await device.queue.onSubmittedWorkDone();
+      await new Promise((r) => setTimeout(r, 0));
+      console.log(
+        `leaks: models: buffers ${start.buffers} -> ${live.buffers} (12 models alive) -> ${count.buffers} (all 40 disposed), listeners ${start.listeners} -> ${live.listeners} -> ${count.listeners} (peak ${count.peakListeners})`,
+      );
+      expect({ buffers: count.buffers, listeners: count.listeners }).toEqual(start);
+      expect(count.peakListeners - start.listeners).toBeLessThanOrEqual(1);
+    } finally {
+      count.restore();
+    }
+  }, 300_000);
+
+  it('a disposed model trains on', async () => {
+    const m = smallModel();
+    const batch = 4;
+    const x = tensor(Float32Array.from({ length: batch * 8 }, (_, i) => Math.cos(i)), [batch, 8]);
+    const y = tensor(Int32Array.from({ length: batch }, (_, i) => (i + 1) % 4), [batch]);
+    const first = await m.trainOnBatch(x, y, { backend: 'webgpu', batchSize: batch });
+    await m.dispose();
+    const second = await m.trainOnBatch(x, y, { backend: 'webgpu', batchSize: batch });
+    // The second step starts from the first step's weights (brought back by dispose), so the loss moved.
+    expect(second.loss).not.toBe(first.loss);
+    await m.dispose();
+  });
 });
 
 describe('Wasm training does not grow memory', () => {
