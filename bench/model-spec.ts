@@ -5,20 +5,28 @@
  * optimizer and loss it was compiled with, its initial weights (`model.getWeights()`, in
  * `model.weightInfo` order, named `<layer>.<var>`), and its forward multiply-adds per sample.
  *
- * `modelSpec` walks `model.layers` (graph order, InputLayers first) and reads each layer's config
+ * `modelSpec` walks `model.layers` (graph order, InputLayers first; a Sequential model's InputLayer,
+ * which its `layers` leave out as Keras's do, is added from `model.inputs`) and reads each layer's config
  * fields by class (compiler/frontend/layers.ts and layers/*.ts); a class it does not know, a layer
  * applied more than once (shared weights), or an option it cannot pass on is refused by name, so a
  * change to the example model cannot silently make the peer train a different network.
  *
- * The parent process writes the spec once (`saveModelSpec`); the dlc and TF.js children read it.
+ * The parent process writes the spec once (`saveModelSpec`); the dlc, TF.js and jax-js children read it.
  * Only types are imported from dlc here.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { GraphModel, Layer } from '../compiler/index.ts';
+import type { AnyLayer, GraphModel, Layer } from '../compiler/index.ts';
 
 /** Where the parent leaves the ResNet example's spec for the children. */
 export const RESNET_SPEC_FILE = path.resolve('.tmp', 'bench-resnet-model.bin');
+/** Where the parent leaves the LSTM example's (examples/mnist-lstm.ts) spec for the children. */
+export const LSTM_SPEC_FILE = path.resolve('.tmp', 'bench-lstm-model.bin');
+/**
+ * The LSTM's reference outputs (dlc wasm, in the parent, at the spec's initial weights) and how far
+ * each LSTM row's may differ before it is refused untimed (bench/common.ts, `SystemDef.reference`).
+ */
+export const LSTM_REFERENCE = { file: path.resolve('.tmp', 'bench-lstm-reference.json'), maxAbsDiff: 1e-4 } as const;
 
 export type LayerConfig =
   | { readonly className: 'InputLayer'; readonly shape: number[] }
@@ -38,7 +46,17 @@ export type LayerConfig =
   | { readonly className: 'MaxPooling2D' | 'AveragePooling2D'; readonly window: number[]; readonly strides: number[]; readonly padding: 'valid' | 'same' }
   | { readonly className: 'GlobalAveragePooling2D' | 'GlobalMaxPooling2D' }
   | { readonly className: 'Flatten' }
-  | { readonly className: 'Dense'; readonly units: number; readonly useBias: boolean; readonly activation: string };
+  | { readonly className: 'Dense'; readonly units: number; readonly useBias: boolean; readonly activation: string }
+  | {
+      readonly className: 'LSTM';
+      readonly units: number;
+      /** The cell (candidate and output) activation, and the gates' (Keras 3: tanh and sigmoid). */
+      readonly activation: string;
+      readonly recurrentActivation: string;
+      readonly useBias: boolean;
+      readonly returnSequences: boolean;
+      readonly goBackwards: boolean;
+    };
 
 export interface LayerSpec {
   readonly name: string;
@@ -71,13 +89,13 @@ export interface SpecWeight {
 }
 
 /** A field of a dlc layer, read by name (the frontend keeps these on the layer objects). */
-function field<T>(l: Layer, key: string): T {
+function field<T>(l: AnyLayer, key: string): T {
   const v = (l as unknown as Record<string, unknown>)[key];
   if (v === undefined) throw new Error(`bench model spec: ${l.className} '${l.name}' has no field '${key}' (did compiler/frontend rename it?)`);
   return v as T;
 }
 
-function layerConfig(l: Layer): LayerConfig {
+function layerConfig(l: AnyLayer): LayerConfig {
   const noAct = () => {
     if (l.activation !== 'linear') throw new Error(`bench model spec: ${l.className} '${l.name}' has activation '${l.activation}', which the peer cannot attach to this layer class`);
   };
@@ -116,6 +134,20 @@ function layerConfig(l: Layer): LayerConfig {
       return { className: 'Flatten' };
     case 'Dense':
       return { className: 'Dense', units: field(l, 'units'), useBias: field(l, 'useBias'), activation: l.activation };
+    case 'LSTM':
+      noAct();
+      if ((l as unknown as Record<string, unknown>).returnState === true) throw new Error(`bench model spec: LSTM '${l.name}' has returnState: true; only one output is translated`);
+      if (l.calls.some((c) => c.inputs.length !== 1)) throw new Error(`bench model spec: LSTM '${l.name}' is given initial states; not translated`);
+      // unitForgetBias and the initializers only shape the initial weights, which the peers copy.
+      return {
+        className: 'LSTM',
+        units: field(l, 'units'),
+        activation: field(l, 'cellActivation'),
+        recurrentActivation: field(l, 'recurrentActivation'),
+        useBias: field(l, 'useBias'),
+        returnSequences: field(l, 'returnSequences'),
+        goBackwards: field(l, 'goBackwards'),
+      };
     default:
       throw new Error(`bench model spec: layer class ${l.className} ('${l.name}') is not translated for the peers; add it to bench/model-spec.ts and bench/peers/tfjs.ts`);
   }
@@ -126,6 +158,8 @@ const numel = (s: readonly number[]) => s.reduce((a, d) => a * d, 1);
 function macs(c: LayerConfig, inShape: readonly number[], outShape: readonly number[]): number {
   if (c.className === 'Conv2D') return numel(outShape) * c.kernel[0] * c.kernel[1] * inShape[inShape.length - 1];
   if (c.className === 'Dense') return numel(outShape) * inShape[inShape.length - 1];
+  // Per time step: the input projection x·W [F, 4U] and the recurrent h·U [U, 4U] (gates not counted).
+  if (c.className === 'LSTM') return inShape[0] * (inShape[1] + c.units) * 4 * c.units;
   return 0;
 }
 
@@ -141,7 +175,15 @@ export function modelSpec(model: GraphModel): { spec: ModelSpec; weights: SpecWe
   const byLayer = new Map<string, string[]>();
   for (const w of model.weightInfo) byLayer.set(w.layer, [...(byLayer.get(w.layer) ?? []), w.name]);
   let fwd = 0;
-  const layers = model.layers.map((l): LayerSpec => {
+  // A Sequential model's layers leave out its InputLayer (as Keras's do); the spec starts from it.
+  const inputLayers = model.inputs
+    .map((t) => t.producer.layer)
+    .filter((l) => !model.layers.includes(l))
+    .map((l): LayerSpec => {
+      if (l.className !== 'InputLayer') throw new Error(`bench model spec: '${model.name}' input comes from ${l.className} '${l.name}', not an InputLayer`);
+      return { name: l.name, config: layerConfig(l), inputs: [], inputShapes: [], outputShape: [...field<number[]>(l, 'shape')], weights: [] };
+    });
+  const layers = [...inputLayers, ...model.layers.map((l): LayerSpec => {
     if (l.calls.length !== 1) throw new Error(`bench model spec: ${l.className} '${l.name}' is applied ${l.calls.length} times (shared weights); not translated`);
     const config = layerConfig(l);
     const call = l.calls[0];
@@ -149,7 +191,7 @@ export function modelSpec(model: GraphModel): { spec: ModelSpec; weights: SpecWe
     const outputShape = [...call.output.shape];
     if (inputShapes.length) fwd += macs(config, inputShapes[0], outputShape);
     return { name: l.name, config, inputs: call.inputs.map((t) => t.producer.layer.name), inputShapes, outputShape, weights: byLayer.get(l.name) ?? [] };
-  });
+  })];
   const ws = model.getWeights();
   const weights = model.weightInfo.map((w, i) => ({ name: w.name, shape: [...w.shape], data: Float32Array.from(ws[i].data as Float32Array) }));
   const spec: ModelSpec = {
@@ -172,7 +214,12 @@ export function describeSpec(spec: ModelSpec): string {
   const convs = spec.layers.flatMap((l) => (l.config.className === 'Conv2D' ? [l.config.filters] : []));
   const bn = spec.layers.flatMap((l) => (l.config.className === 'BatchNormalization' ? [l.config.momentum] : []));
   const parts = [...counts].map(([k, n]) => `${n} ${k}`);
-  return `${parts.join(', ')}; conv filters ${convs.join('/')}${bn.length ? `, BatchNormalization momentum ${[...new Set(bn)].join('/')}` : ''}; ${spec.params.toLocaleString('en-US')} parameters`;
+  const details = [
+    ...(convs.length ? [`conv filters ${convs.join('/')}`] : []),
+    ...(bn.length ? [`BatchNormalization momentum ${[...new Set(bn)].join('/')}`] : []),
+    ...spec.layers.flatMap((l) => (l.config.className === 'LSTM' ? [`${l.name}: ${l.config.units} units over [${l.inputShapes[0].join(', ')}] (time, features), ${l.config.activation}/${l.config.recurrentActivation}`] : [])),
+  ];
+  return `${parts.join(', ')}; ${details.length ? `${details.join(', ')}; ` : ''}${spec.params.toLocaleString('en-US')} parameters`;
 }
 
 /** [u32 JSON length][JSON][pad to 4][f32 weights, in spec order]. */

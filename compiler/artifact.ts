@@ -26,7 +26,8 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { numel } from '../ir/types.ts';
 import type { ArtifactBackend, EntryInput, EntryManifest, EntryName, Manifest, StateSpec } from '../runtime/artifact.ts';
-import { ARTIFACT_FORMAT, ARTIFACT_VERSION, ARTIFACT_VERSION_SINGLE_IO } from '../runtime/artifact.ts';
+import { ARTIFACT_FORMAT, ARTIFACT_VERSION_LOOPS, ARTIFACT_VERSION_NAMED_IO, ARTIFACT_VERSION_SINGLE_IO } from '../runtime/artifact.ts';
+import { byteLoops } from './kernel/schedule.ts';
 import { emitWasm, wasmMemoryBytes } from './codegen/wasm.ts';
 import { wasmText } from './codegen/wat.ts';
 import { bufferBytes } from './kernel/plan.ts';
@@ -147,6 +148,7 @@ export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
       arenaBytes: plan.totalBytes,
       buffers,
       schedule,
+      ...(p.loops.length ? { loops: byteLoops(p, plan) } : {}),
     };
     let wgsl: WgslKernel[] | null = null;
     if (targets.includes('wasm')) {
@@ -180,9 +182,11 @@ export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
   // A one-input/one-output model keeps inputShape/outputShape and version 1, so every loader reads it;
   // any other model needs a loader that knows named inputs and outputs (version 2).
   const single = model.inputs.length === 1 && model.outputs.length === 1;
+  // Loops (recurrent layers) need a loader that repeats the loop body: version 3.
+  const loops = Object.values(manifestEntries).some((e) => e.loops);
   const manifest: Manifest = {
     format: ARTIFACT_FORMAT,
-    version: single ? ARTIFACT_VERSION_SINGLE_IO : ARTIFACT_VERSION,
+    version: loops ? ARTIFACT_VERSION_LOOPS : single ? ARTIFACT_VERSION_SINGLE_IO : ARTIFACT_VERSION_NAMED_IO,
     model: {
       name: model.name,
       inputs: model.inputNames.map((name, i) => ({ name, shape: [...model.inputShapes[i]] })),

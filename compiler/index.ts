@@ -5,6 +5,7 @@
 export { Model, LayersModel, Sequential, SequentialModel, setDefaultBackend, getDefaultBackend, permutation } from './training.ts';
 export type { FitOptions, History, RunOptions } from './training.ts';
 export { Dense, Conv2D, MaxPooling2D, AveragePooling2D, Flatten, Dropout, Activation, Input, Layer, SymbolicTensor } from './frontend/layers.ts';
+export type { AnyLayer, LayerOutput } from './frontend/layers.ts';
 export type { InputOptions } from './frontend/layers.ts';
 export { BatchNormalization, LayerNormalization } from './frontend/layers/normalization.ts';
 export type { BatchNormalizationOptions, LayerNormalizationOptions } from './frontend/layers/normalization.ts';

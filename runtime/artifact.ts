@@ -31,6 +31,8 @@
 import { readSafetensors, writeSafetensors } from './safetensors.ts';
 import type { SafeTensor } from './safetensors.ts';
 import { instantiateProgram } from './wasm.ts';
+import type { ByteCopy, ScheduleLoop } from './schedule.ts';
+import { checkLoops } from './schedule.ts';
 import type { ArenaCopy, GpuProgram } from './webgpu.ts';
 import { copyBetween, createProgram, requestGpuDevice } from './webgpu.ts';
 
@@ -40,11 +42,16 @@ export const ARTIFACT_FORMAT = 'dlc-artifact';
  * the lowest version whose loaders read it: 1 for a model of one input and one output (the fields
  * added since, named inputs/outputs and `feeds`, are extra to a version-1 loader), 2 for a model of
  * several inputs or outputs, which has no `inputShape`/`outputShape`, so that version-1 loaders
- * refuse it by its version rather than fail on the missing shapes.
+ * refuse it by its version rather than fail on the missing shapes; 3 for a model with loops (recurrent
+ * layers: entries carry `loops`), which older loaders would run without repeating the loop body.
  */
-export const ARTIFACT_VERSION = 2;
+export const ARTIFACT_VERSION = 3;
 /** The version of manifests of one-input/one-output models (see ARTIFACT_VERSION). */
 export const ARTIFACT_VERSION_SINGLE_IO = 1;
+/** The version of manifests of models of several inputs or outputs, without loops. */
+export const ARTIFACT_VERSION_NAMED_IO = 2;
+/** The version of manifests whose entries have loops. */
+export const ARTIFACT_VERSION_LOOPS = 3;
 
 export type ArtifactBackend = 'wasm' | 'webgpu';
 export type EntryName = 'predict' | 'train_step';
@@ -91,6 +98,11 @@ export interface EntryManifest {
    * call, WebGPU dispatches `webgpu.kernels[i]` for `schedule[i]`). Runtime traces use the names.
    */
   readonly schedule: readonly ScheduledKernel[];
+  /**
+   * Loops over ranges of the schedule (recurrent layers), in bytes; version 3. The Wasm module runs
+   * them inside `run()`; WebGPU and traced Wasm runs repeat the kernels and make the copies.
+   */
+  readonly loops?: readonly ScheduleLoop<ByteCopy>[];
   readonly wasm?: { readonly file: string; readonly sha256: string; readonly memoryBytes: number };
   readonly webgpu?: { readonly dir: string; readonly kernels: readonly { readonly name: string; readonly file: string; readonly workgroups: readonly [number, number, number] }[] };
 }
@@ -373,6 +385,30 @@ export function checkManifest(m: unknown): Manifest {
     if (e.buffers !== undefined) c.arr(e.buffers, `${ep}.buffers`);
     const schedule = c.arr(e.schedule, `${ep}.schedule`);
     schedule.forEach((k, i) => c.str(c.obj(k, `${ep}.schedule[${i}]`).name, `${ep}.schedule[${i}].name`));
+    if (e.loops !== undefined) {
+      if (o.version! < 3) bad(`${ep}.loops: loops need manifest version 3, the file says ${o.version}`);
+      c.arr(e.loops, `${ep}.loops`).forEach((l, i) => {
+        const at = `${ep}.loops[${i}]`;
+        const v = c.obj(l, at);
+        const start = c.int(v.start, `${at}.start`, 0, schedule.length - 1);
+        c.int(v.end, `${at}.end`, start + 1, schedule.length);
+        c.int(v.length, `${at}.length`, 1, MAX_ARENA_BYTES);
+        if (typeof v.reverse !== 'boolean') c.fail(`${at}.reverse`, v.reverse, 'true or false');
+        for (const list of ['init', 'enter', 'exit'] as const) {
+          c.arr(v[list], `${at}.${list}`).forEach((cp, j) => {
+            const ca = `${at}.${list}[${j}]`;
+            const w = c.obj(cp, ca);
+            for (const k of ['from', 'to', 'bytes'] as const) c.int(w[k], `${ca}.${k}`, 0, MAX_ARENA_BYTES);
+            for (const k of ['fromStep', 'toStep'] as const) if (typeof w[k] !== 'boolean') c.fail(`${ca}.${k}`, w[k], 'true or false');
+          });
+        }
+      });
+      try {
+        checkLoops(e.loops, schedule.length, arena, `${ep}.loops`);
+      } catch (err) {
+        bad((err as Error).message);
+      }
+    }
     if (e.wasm !== undefined) {
       const w = c.obj(e.wasm, `${ep}.wasm`);
       c.file(w.file, `${ep}.wasm.file`);
@@ -482,8 +518,8 @@ interface Exec {
   destroy(): void;
 }
 
-async function wasmExec(bytes: Uint8Array, label: string, kernels: readonly string[]): Promise<Exec> {
-  const p = await instantiateProgram(bytes, { label, kernels });
+async function wasmExec(bytes: Uint8Array, label: string, kernels: readonly string[], loops: readonly ScheduleLoop<ByteCopy>[] = []): Promise<Exec> {
+  const p = await instantiateProgram(bytes, { label, kernels, loops });
   const view = (r: Range) => (r.dtype === 'i32' ? p.i32(r.offset, r.count) : p.f32(r.offset, r.count));
   const exec: Exec & { p: typeof p } = {
     p,
@@ -584,7 +620,7 @@ export async function loadArtifact(base: string | URL, opts: LoadOptions = {}): 
         if (sum !== e.wasm.sha256) throw new ArtifactError(`${e.wasm.file}: sha256 ${sum} does not match manifest.json (${e.wasm.sha256}); the file is damaged or from another compile`);
         let exec: Exec;
         try {
-          exec = await wasmExec(bytes, `${manifest.model.name}.${name}`, e.schedule.map((k) => k.name));
+          exec = await wasmExec(bytes, `${manifest.model.name}.${name}`, e.schedule.map((k) => k.name), e.loops ?? []);
         } catch (err) {
           throw new ArtifactError(`${e.wasm.file}: cannot instantiate: ${(err as Error).message}`);
         }
@@ -599,7 +635,7 @@ export async function loadArtifact(base: string | URL, opts: LoadOptions = {}): 
         );
         let prog: GpuProgram;
         try {
-          prog = await createProgram(device!, kernels, e.arenaBytes, `${manifest.model.name}.${name}`);
+          prog = await createProgram(device!, kernels, e.arenaBytes, `${manifest.model.name}.${name}`, e.loops ?? []);
         } catch (err) {
           throw new ArtifactError(`${dir}: entry '${name}': ${(err as Error).message}`);
         }

@@ -6,7 +6,7 @@
  * the bundle's inputs (scripts/build.mjs). WebGPU in Node comes from the `webgpu` package, loaded
  * only when a WebGPU model is loaded (runtime/webgpu.ts).
  */
-export { ARTIFACT_FORMAT, ARTIFACT_VERSION, ARTIFACT_VERSION_SINGLE_IO, ArtifactError, checkManifest, loadArtifact } from './artifact.ts';
+export { ARTIFACT_FORMAT, ARTIFACT_VERSION, ARTIFACT_VERSION_LOOPS, ARTIFACT_VERSION_NAMED_IO, ARTIFACT_VERSION_SINGLE_IO, ArtifactError, checkManifest, loadArtifact } from './artifact.ts';
 export type {
   ArtifactBackend,
   ArtifactInputs,

@@ -24,7 +24,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bin, node, root } from './run-node.ts';
 import { needWebGpu } from './helpers/requirements.ts';
-import { Activation, BatchNormalization, buildArtifact, Dense, Input, loadMnist, Model, tensor, writeArtifact } from '../compiler/index.ts';
+import { Activation, BatchNormalization, buildArtifact, Dense, GRU, Input, loadMnist, LSTM, Model, Sequential, SimpleRNN, tensor, writeArtifact } from '../compiler/index.ts';
 import type { LayersModel, SequentialModel } from '../compiler/index.ts';
 import type { Manifest } from '../runtime/artifact.ts';
 import { ArtifactError, checkManifest, loadArtifact } from '../runtime/index.ts';
@@ -281,7 +281,7 @@ describe('dlc compile', () => {
     const wasm = readFileSync(path.join(dirs.trunc, 'predict.wasm'));
     writeFileSync(path.join(dirs.trunc, 'predict.wasm'), wasm.subarray(0, wasm.length >> 1));
     const mf = JSON.parse(readFileSync(path.join(dirs.version, 'manifest.json'), 'utf8')) as { version: number };
-    mf.version = 3;
+    mf.version = 4;
     writeFileSync(path.join(dirs.version, 'manifest.json'), JSON.stringify(mf));
     rmSync(path.join(dirs.noweights, 'weights.safetensors'));
     const script = `
@@ -293,7 +293,7 @@ console.log(JSON.stringify(out));
 `;
     const r = (await child(script)) as Record<keyof typeof dirs, string>;
     expect(r.trunc).toMatch(/^predict\.wasm: sha256 [0-9a-f]{64} does not match manifest\.json/);
-    expect(r.version).toMatch(/^manifest\.json: artifact format version 3, but this runtime reads versions 1 to 2; recompile/);
+    expect(r.version).toMatch(/^manifest\.json: artifact format version 4, but this runtime reads versions 1 to 3; recompile/);
     expect(r.noweights).toMatch(/cannot read weights\.safetensors/);
   });
 
@@ -687,6 +687,54 @@ describe('artifacts with non-trainable state', () => {
         m.dispose();
       }
     }
+  });
+});
+
+describe('artifacts of recurrent models', () => {
+  it('carry their loops (version 3) and run them on wasm and webgpu as the library does', async () => {
+    const x = Input({ shape: [7, 4], name: 'seq' });
+    const h = GRU(5, { returnSequences: true, name: 'gru' }).apply(x);
+    const out = Dense(3, { activation: 'softmax', name: 'head' }).apply(LSTM(6, { name: 'lstm' }).apply(h));
+    const model = Model({ inputs: x, outputs: out, name: 'rnn_model', seed: 5 });
+    model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy', metrics: ['accuracy'] });
+    const dir = path.join(tmp, 'rnn');
+    const art = buildArtifact(model, { batchSize: 4, runtime: readFileSync(path.join(root, 'dist', 'dlc-runtime.js')) });
+    writeArtifact(dir, art.files);
+    const man = art.manifest;
+    expect(man.version).toBe(3);
+    expect(man.entries.predict!.loops!.length).toBe(2);
+    expect(man.entries.train_step!.loops!.length).toBe(4);
+    const n = 3;
+    const xs = uniform(n * 28, 17).map((v) => 2 * v - 1);
+    const ys = Int32Array.from([0, 2, 1]);
+    const wantPred0 = (await model.predict(tensor(xs, [n, 7, 4]), { backend: 'wasm', batchSize: 4 })).data as Float32Array;
+    const libTrain: Record<string, number>[] = [];
+    for (let s = 0; s < 3; s++) libTrain.push(await model.trainOnBatch(tensor(xs, [n, 7, 4]), tensor(ys, [n], 'i32'), { backend: 'wasm', batchSize: 4 }));
+    const wantPred = (await model.predict(tensor(xs, [n, 7, 4]), { backend: 'wasm', batchSize: 4 })).data as Float32Array;
+    for (const backend of ['wasm', 'webgpu'] as const) {
+      if (backend === 'webgpu' && !gpu) continue; // no adapter: reported once for this file (see `gpu`)
+      const m = await loadArtifact(dir, { backend });
+      try {
+        expectClose(Array.from(await m.predict(xs)), wantPred0, 1e-4, `${backend} predict before training`);
+        for (let s = 0; s < 3; s++) expectClose([(await m.trainStep(xs, ys)).loss], [libTrain[s].loss], 1e-4, `${backend} step ${s} loss`);
+        expectClose(Array.from(await m.predict(xs)), wantPred, 1e-3, `${backend} predict after training`);
+      } finally {
+        m.dispose();
+      }
+    }
+  });
+
+  it('a manifest whose loop leaves the arena or the schedule is refused, naming the field', () => {
+    const model = Sequential([SimpleRNN(3, { inputShape: [4, 2], name: 'rnn' })], { name: 'tiny_rnn' });
+    model.compile({ optimizer: 'sgd', loss: 'mse' });
+    const man = buildArtifact(model, { batchSize: 2, entries: ['predict'], runtime: readFileSync(path.join(root, 'dist', 'dlc-runtime.js')) }).manifest;
+    const e = man.entries.predict!;
+    const withLoop = (l: object) => ({ ...man, entries: { predict: { ...e, loops: [{ ...e.loops![0], ...l }] } } });
+    expect(() => checkManifest(withLoop({ end: e.schedule.length + 1 }))).toThrow(/entries\.predict\.loops\[0\]\.end/);
+    expect(() => checkManifest(withLoop({ reverse: 'no' }))).toThrow(/entries\.predict\.loops\[0\]\.reverse/);
+    const exit = e.loops![0].exit;
+    expect(() => checkManifest(withLoop({ exit: [{ ...exit[0], to: e.arenaBytes }] }))).toThrow(/entries\.predict\.loops: loop 0: copy .* leaves the \d+-byte arena/);
+    expect(() => checkManifest({ ...man, version: 2 })).toThrow(/entries\.predict\.loops: loops need manifest version 3, the file says 2/);
   });
 });
 

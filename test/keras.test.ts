@@ -218,6 +218,11 @@ const BUILDERS: Record<string, Build> = {
   rnn_bidirectional_mul: one([4, 3], (x) => Bidirectional(LSTM(3, { name: 'lstm' }), { mergeMode: 'mul', name: 'bi' }).apply(x)),
   rnn_bidirectional_ave: one([4, 3], (x) => Bidirectional(LSTM(3, { name: 'lstm' }), { mergeMode: 'ave', name: 'bi' }).apply(x)),
   rnn_time_distributed: one([4, 3], (x) => LSTM(3, { name: 'lstm' }).apply(TimeDistributed(dense(3), { name: 'td' }).apply(x))),
+  rnn_lstm_state: one([4, 3], (x) => Concatenate({ name: 'cat' }).apply(LSTM(4, { returnState: true, name: 'lstm' }).apply(x))),
+  rnn_lstm_initial_state: (inp) => {
+    const [x, h0, c0] = [inp('x', [4, 3]), inp('h0', [4]), inp('c0', [4])];
+    return { inputs: [x, h0, c0], outputs: [LSTM(4, { name: 'lstm' }).apply([x, h0, c0])] };
+  },
   rnn_embedding: (inp) => {
     const tok = inp('tok', [4]);
     return { inputs: [tok], outputs: [dense(2).apply(Flatten({ name: 'flat' }).apply(Embedding(7, 3, { name: 'emb' }).apply(tok)))] };
@@ -229,8 +234,6 @@ const BUILDERS: Record<string, Build> = {
  * below, so the refusal is real). A builder for one of them must replace its entry here.
  */
 const NOT_YET: Record<string, { readonly why: string; readonly refused: () => unknown; readonly error: RegExp }> = {
-  rnn_lstm_state: { why: 'returnState (multi-output layer calls)', refused: () => LSTM(4, { returnState: true }), error: /LSTM: returnState is not supported yet/ },
-  rnn_lstm_initial_state: { why: 'initial states as inputs', refused: () => LSTM(4, { returnState: true, name: 'lstm' }), error: /LSTM 'lstm': returnState is not supported yet/ },
   rnn_embedding_lstm_mask: { why: 'Embedding(maskZero) and masks in recurrent layers', refused: () => Embedding(7, 3, { maskZero: true }), error: /Embedding: maskZero is not supported yet/ },
   rnn_embedding_gru_seq_mask: { why: 'Embedding(maskZero) and masks in recurrent layers', refused: () => Embedding(7, 3, { maskZero: true, name: 'emb' }), error: /Embedding 'emb': maskZero is not supported yet/ },
   rnn_masking: { why: 'the Masking layer', refused: () => (compilerIndex as Record<string, unknown>).Masking ?? (() => { throw new Error('Masking is not exported by dlc'); })(), error: /Masking is not exported by dlc/ },

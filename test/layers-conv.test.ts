@@ -27,7 +27,7 @@ import { grad } from '../ir/autodiff.ts';
 import { makeFunc } from '../ir/graph.ts';
 import { interpret } from '../ir/interp.ts';
 import { input } from '../ir/node.ts';
-import type { InputNode, Shape } from '../ir/types.ts';
+import type { InputNode, Node, Shape } from '../ir/types.ts';
 import { numel } from '../ir/types.ts';
 import type { CallContext, Layer } from '../compiler/frontend/layer.ts';
 import { Conv1D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D } from '../compiler/frontend/layers/conv.ts';
@@ -347,7 +347,7 @@ describe('gradients of the layer graph against central finite differences', () =
       const built = layer.build([c.inShape]);
       const xNode = input('x', 'f32', [BATCH, ...c.inShape]) as InputNode;
       const wNodes = built.weights.map((w, i) => input(`w${i}`, 'f32', w.shape) as InputNode);
-      const y = layer.call([xNode], wNodes, {} as CallContext);
+      const y = layer.call([xNode], wNodes, {} as CallContext) as Node;
       expect(y.shape).toEqual([BATCH, ...built.outputShape]);
       const cNode = input('c', 'f32', y.shape) as InputNode;
       const loss = b.reduceSum(b.mul(y, cNode), y.shape.map((_, i) => i));

@@ -8,7 +8,7 @@
  * order of the matmuls differs, and the loop compounds it over 12 steps per pass).
  */
 import { describe, expect, it } from 'vitest';
-import { Add, Bidirectional, Dense, Embedding, GRU, Input, LSTM, Sequential, SimpleRNN, tensor, TimeDistributed } from '../compiler/index.ts';
+import { Add, Bidirectional, Dense, Embedding, GRU, Input, LSTM, Model, Sequential, SimpleRNN, tensor, TimeDistributed } from '../compiler/index.ts';
 import { compileStep } from '../compiler/pipeline.ts';
 import { printProgram } from '../compiler/kernel/print.ts';
 import { printFunc } from '../ir/print.ts';
@@ -59,6 +59,32 @@ describe('recurrent train steps', () => {
     expect(losses.wasm[4]).toBeLessThan(losses.wasm[0]);
     losses.wasm.forEach((l, i) => expect(Math.abs(l - losses.webgpu[i])).toBeLessThanOrEqual(1e-4 * Math.abs(l)));
   }, 120_000);
+});
+
+describe('returnState and initial states', () => {
+  it('the final states are outputs of their own, named after the layer; they feed another layer as its initial state', async () => {
+    const x = Input({ shape: [5, 3], name: 'x' });
+    const [seq, h, c] = LSTM(4, { returnSequences: true, returnState: true, name: 'enc' }).apply(x);
+    expect([seq.shape, h.shape, c.shape]).toEqual([[5, 4], [4], [4]]);
+    const dec = LSTM(4, { name: 'dec' }).apply([seq, h, c]);
+    const m = Model({ inputs: x, outputs: [dec, h, c], name: 'seq2seq' });
+    expect(m.outputNames).toEqual(['dec', 'enc_h', 'enc_c']);
+    const xs = tensor(Float32Array.from({ length: 2 * 15 }, (_, i) => Math.cos(i)), [2, 5, 3], 'f32');
+    const [d, hv, cv] = await m.predictMany(xs);
+    expect(d.shape).toEqual([2, 4]);
+    // h is the last step of the returned sequence.
+    const s = (await Model({ inputs: x, outputs: seq, name: 'just_seq' }).predict(xs)).data as Float32Array;
+    for (let bi = 0; bi < 2; bi++) for (let u = 0; u < 4; u++) expect((hv.data as Float32Array)[bi * 4 + u]).toBeCloseTo(s[bi * 20 + 16 + u], 6);
+    expect(Math.max(...Array.from(cv.data as Float32Array, Math.abs))).toBeGreaterThan(0);
+  });
+
+  it('refuses initial states of the wrong count or shape, and a Sequential model of a returnState layer', () => {
+    const x = Input({ shape: [5, 3] });
+    const h0 = Input({ shape: [3] });
+    expect(() => LSTM(4, { name: 'l' }).apply([x, h0])).toThrow(/LSTM 'l': takes the sequence, or the sequence and its 2 initial states \(h, c\), got 2 inputs/);
+    expect(() => GRU(4, { name: 'g' }).apply([x, h0])).toThrow(/GRU 'g': initial state h must be \[4\] per sample, got \[3\]/);
+    expect(() => Sequential([LSTM(4, { returnState: true, inputShape: [5, 3], name: 'l2' }) as never])).toThrow(/Sequential: LSTM 'l2' has several outputs/);
+  });
 });
 
 describe('recurrent layers refuse bad input', () => {

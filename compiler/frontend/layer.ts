@@ -30,6 +30,12 @@ export interface WeightSpec {
 export interface Built {
   readonly outputShape: Shape;
   readonly weights: readonly WeightSpec[];
+  /**
+   * A layer of several outputs (a recurrent layer with `returnState`) lists every output's shape
+   * (the first is `outputShape`) and a name suffix for each after the first (`h`, `c`): a model output
+   * taken from output k is named `<layer>_<suffix>`.
+   */
+  readonly outputs?: readonly { readonly shape: Shape; readonly suffix: string }[];
 }
 
 export interface CallContext {
@@ -62,10 +68,17 @@ export interface CommonOptions {
 
 /** One application of a layer to symbolic tensors. */
 export interface LayerCall {
-  readonly layer: Layer;
+  readonly layer: AnyLayer;
   readonly inputs: readonly SymbolicTensor[];
+  /** The first output (the only one for most layers). */
   readonly output: SymbolicTensor;
+  readonly outputs: readonly SymbolicTensor[];
 }
+
+/** What `apply` returns: one tensor, or a list for layers of several outputs. */
+export type LayerOutput = SymbolicTensor | SymbolicTensor[];
+/** A layer of any output arity, as models hold them. */
+export type AnyLayer = Layer<LayerOutput>;
 
 /**
  * A placeholder for a batch of values flowing between layers: per-sample shape and the call that
@@ -77,13 +90,17 @@ export class SymbolicTensor {
   constructor(
     readonly shape: Shape,
     readonly dtype: 'f32',
+    /** Which output of its layer call this is. */
+    readonly index = 0,
   ) {}
   get name(): string {
-    return this.producer.layer.name || this.producer.layer.defaultName;
+    const l = this.producer.layer;
+    const base = l.name || l.defaultName;
+    return this.index === 0 ? base : `${base}_${l.built?.outputs?.[this.index]?.suffix ?? this.index}`;
   }
 }
 
-export abstract class Layer {
+export abstract class Layer<Out extends LayerOutput = SymbolicTensor> {
   /** Keras class name, e.g. `Conv2D`; the default layer name is its snake_case form. */
   abstract readonly className: string;
   readonly activation: ActivationName = 'linear';
@@ -107,8 +124,11 @@ export abstract class Layer {
 
   /** Per-sample input shapes in, output shape and weights out; throws a DlcError naming the mismatch. */
   abstract build(inputShapes: readonly Shape[]): Built;
-  /** The pre-activation output for batched inputs; `weights` in the order `build` listed them. */
-  abstract call(xs: readonly Node[], weights: readonly Node[], ctx: CallContext): Node;
+  /**
+   * The pre-activation output for batched inputs (one node per output for a layer of several);
+   * `weights` in the order `build` listed them.
+   */
+  abstract call(xs: readonly Node[], weights: readonly Node[], ctx: CallContext): Node | readonly Node[];
 
   /** The weights and output shape, once the layer has been applied. */
   get built(): Built | null {
@@ -124,7 +144,7 @@ export abstract class Layer {
    * Apply the layer to one symbolic tensor (or several, for merge layers) and return its output.
    * The first application builds the layer; a later one shares its weights.
    */
-  apply(x: SymbolicTensor | readonly SymbolicTensor[]): SymbolicTensor {
+  apply(x: SymbolicTensor | readonly SymbolicTensor[]): Out {
     const xs = Array.isArray(x) ? [...(x as readonly SymbolicTensor[])] : [x as SymbolicTensor];
     xs.forEach((t, i) => {
       if (!(t instanceof SymbolicTensor)) {
@@ -141,11 +161,12 @@ export abstract class Layer {
     } else {
       this.builtWith = { inputShapes: shapes, built: this.build(shapes) };
     }
-    const out = new SymbolicTensor(this.builtWith.built.outputShape, 'f32');
-    const call: LayerCall = { layer: this, inputs: xs, output: out };
-    out.producer = call;
+    const b = this.builtWith.built;
+    const outs = (b.outputs ?? [{ shape: b.outputShape, suffix: '' }]).map((o, k) => new SymbolicTensor(o.shape, 'f32', k));
+    const call: LayerCall = { layer: this as Layer<LayerOutput>, inputs: xs, output: outs[0], outputs: outs };
+    for (const t of outs) t.producer = call;
     this.calls.push(call);
-    return out;
+    return (b.outputs ? outs : outs[0]) as Out;
   }
 
   protected error(msg: string): never {

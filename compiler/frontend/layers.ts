@@ -20,6 +20,7 @@ import type { Built, CallContext, CommonOptions, WeightSpec } from './layer.ts';
 import { Layer, UnaryLayer } from './layer.ts';
 
 export { Input, InputLayer, Layer, SymbolicTensor, UnaryLayer } from './layer.ts';
+export type { AnyLayer, LayerOutput } from './layer.ts';
 export type { Built, CallContext, CommonOptions, InputOptions, LayerCall, WeightSpec } from './layer.ts';
 
 function pair(v: number | readonly number[] | undefined, dflt: readonly [number, number], what: string, where: string): [number, number] {

@@ -20,7 +20,7 @@ import { activate } from './activations.ts';
 import { grad } from '../../ir/autodiff.ts';
 import { DlcError, fail } from './errors.ts';
 import { initialize } from './initializers.ts';
-import type { CallContext, Layer, LayerCall, WeightSpec } from './layer.ts';
+import type { AnyLayer, CallContext, Layer, LayerCall, WeightSpec } from './layer.ts';
 import { Input, InputLayer, SymbolicTensor } from './layer.ts';
 import type { LossName, MetricName } from './losses.ts';
 import { checkLoss, checkMetric, labelType, perSampleAccuracy, perSampleLoss } from './losses.ts';
@@ -120,7 +120,7 @@ interface Lowered {
 const list = <T>(v: T | readonly T[]): T[] => (Array.isArray(v) ? [...(v as readonly T[])] : [v as T]);
 
 /** Keras naming: the first conv2d is `conv2d`, the next `conv2d_1`, and so on, skipping names in use. */
-function assignNames(layers: readonly Layer[], where: string): void {
+function assignNames(layers: readonly AnyLayer[], where: string): void {
   const used = new Set<string>();
   for (const l of layers) {
     if (!l.name) continue;
@@ -169,7 +169,7 @@ export class GraphModel {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
   /** Layers in graph order (functional models list their InputLayers too, as Keras does). */
-  readonly layers: readonly Layer[];
+  readonly layers: readonly AnyLayer[];
   /** Per-sample output shape of each layer in `layers` (its first application). */
   readonly layerShapes: readonly Shape[];
   /** Every weight, trainable or not, in layer order. */
@@ -177,7 +177,7 @@ export class GraphModel {
   /** Layer calls in evaluation order (inputs excluded). */
   private readonly order: readonly LayerCall[];
   /** Index into weightInfo of each layer's first weight, and how many it has. */
-  private readonly layerWeights: ReadonlyMap<Layer, readonly [number, number]>;
+  private readonly layerWeights: ReadonlyMap<AnyLayer, readonly [number, number]>;
   compiled: Compiled | null = null;
   /** Persistent state by name: weights, then (after compile) optimizer slots and `step`. */
   readonly state = new Map<string, Float32Array | Int32Array>();
@@ -228,17 +228,18 @@ export class GraphModel {
     this.inputs = inputs;
     this.outputs = outputs;
 
-    const layers: Layer[] = kind === 'sequential' ? [] : inputs.map((t) => t.producer.layer);
+    const layers: AnyLayer[] = kind === 'sequential' ? [] : inputs.map((t) => t.producer.layer);
     for (const c of order) if (!layers.includes(c.layer)) layers.push(c.layer);
     assignNames(kind === 'sequential' ? layers : [...inputs.map((t) => t.producer.layer), ...layers.filter((l) => !(l instanceof InputLayer))], where);
     this.layers = layers;
     this.layerShapes = layers.map((l) => (l instanceof InputLayer ? l.shape : l.calls[0].output.shape));
     this.inputNames = inputs.map((t) => t.producer.layer.name);
-    this.outputNames = outputs.map((t) => t.producer.layer.name);
-    if (new Set(this.outputNames).size !== outputs.length) fail(`${where}: two outputs come from layer '${this.outputNames.find((n, i) => this.outputNames.indexOf(n) !== i)}'; each output needs its own layer`);
+    // An output is named by its layer, and a layer's second and later outputs by a suffix (`lstm_h`).
+    this.outputNames = outputs.map((t) => t.name);
+    if (new Set(this.outputNames).size !== outputs.length) fail(`${where}: two outputs are named '${this.outputNames.find((n, i) => this.outputNames.indexOf(n) !== i)}' (the same tensor twice, or a layer named like another's output); each output needs its own name`);
 
     const infos: WeightInfo[] = [];
-    const lw = new Map<Layer, readonly [number, number]>();
+    const lw = new Map<AnyLayer, readonly [number, number]>();
     for (const l of layers) {
       const ws = l.built?.weights ?? [];
       lw.set(l, [infos.length, ws.length]);
@@ -270,7 +271,7 @@ export class GraphModel {
   }
 
   /** The layer called `name` (Keras `get_layer`). */
-  getLayer(name: string): Layer {
+  getLayer(name: string): AnyLayer {
     const l = this.layers.find((x) => x.name === name);
     if (!l) fail(`getLayer: model '${this.name}' has no layer '${name}'; its layers are ${this.layers.map((x) => x.name).join(', ')}`);
     return l;
@@ -371,7 +372,9 @@ export class GraphModel {
         },
       };
       const pre = l.call(c.inputs.map((t) => values.get(t)!.out), ws, callCtx);
-      values.set(c.output, { out: activate(l.activation, pre), logits: pre, act: l.activation });
+      const pres = Array.isArray(pre) ? (pre as readonly Node[]) : [pre as Node];
+      if (pres.length !== c.outputs.length) throw new Error(`${l.label}: call gave ${pres.length} outputs, build declared ${c.outputs.length}`);
+      pres.forEach((p, k) => values.set(c.outputs[k], { out: activate(l.activation, p), logits: p, act: l.activation }));
     }
     const outputs = this.outputs.map((t) => {
       const v = values.get(t)!;
@@ -538,6 +541,10 @@ export function chain(layers: readonly Layer[], opts: ModelOptions = {}): ModelC
   });
   const x = Input({ shape: first.inputShape, name: 'input_layer' });
   let h = x;
-  for (const l of layers) h = l.apply(h);
+  for (const l of layers) {
+    const next: unknown = l.apply(h);
+    if (!(next instanceof SymbolicTensor)) fail(`Sequential: ${l.label} has several outputs; a Sequential model needs layers of one output (use the functional API)`);
+    h = next as SymbolicTensor;
+  }
   return { ...opts, inputs: x, outputs: h };
 }

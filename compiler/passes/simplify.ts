@@ -26,8 +26,17 @@ function constValue(n: Node): number | null {
   return null;
 }
 
-/** Simplified scan bodies, so a body shared by several scans is simplified once and stays one object. */
-const simplifiedBodies = new WeakMap<Func, Func>();
+/**
+ * State shared by one `simplify` call and every scan body inside it: the canonical node of each node
+ * seen, the CSE table and the simplified bodies. Sharing it makes a body node that two bodies hold
+ * (a forward scan and autodiff's copy that also saves its carries) simplify to one node in both, so
+ * `mergeScans` still recognises the copy after simplification.
+ */
+interface Ctx {
+  readonly canon: Map<number, Node>;
+  readonly byKey: Map<string, Node>;
+  readonly bodies: Map<Func, Func>;
+}
 const bodyIds = new WeakMap<Func, number>();
 let nextBodyId = 0;
 const bodyId = (f: Func) => bodyIds.get(f) ?? (bodyIds.set(f, nextBodyId++), nextBodyId - 1);
@@ -76,9 +85,24 @@ function mergeScans(f: Func): Func {
 }
 
 export function simplify(input: Func): Func {
-  const f = mergeScans(input);
-  const canon = new Map<number, Node>();
-  const byKey = new Map<string, Node>();
+  return simplifyIn(input, { canon: new Map(), byKey: new Map(), bodies: new Map() });
+}
+
+function simplifyIn(input: Func, ctx: Ctx): Func {
+  // Merging a scan can make two later scans read the same values, which CSE shows and the next
+  // merge uses (an LSTM stacked on a GRU merges once the GRU has): repeat to a fixed point.
+  let f = cse(mergeScans(input), ctx);
+  for (let round = 0; round < 16; round++) {
+    const merged = mergeScans(f);
+    if (merged === f) break;
+    f = cse(merged, ctx);
+  }
+  return pruneScans(f);
+}
+
+/** CSE with the algebraic folds, one bottom-up rebuild. */
+function cse(f: Func, ctx: Ctx): Func {
+  const { canon, byKey } = ctx;
   for (const n of funcNodes(f)) {
     if (n.op === 'input') {
       canon.set(n.id, n);
@@ -95,10 +119,10 @@ export function simplify(input: Func): Func {
     // A scan's body is simplified on its own (memoized, so shared bodies stay shared).
     let body: Func | null = null;
     if (n.op === 'scan') {
-      body = simplifiedBodies.get(n.params.body) ?? null;
+      body = ctx.bodies.get(n.params.body) ?? null;
       if (!body) {
-        body = simplify(n.params.body);
-        simplifiedBodies.set(n.params.body, body);
+        body = simplifyIn(n.params.body, ctx);
+        ctx.bodies.set(n.params.body, body);
       }
     }
     const params = n.op === 'scan' && body !== n.params.body ? { ...n.params, body } : n.params;
@@ -110,7 +134,7 @@ export function simplify(input: Func): Func {
     }
     canon.set(n.id, m);
   }
-  return pruneScans(makeFunc(f.name, f.inputs.map((i) => canon.get(i.id) as InputNode), f.outputs.map((o) => canon.get(o.id)!), f.outputNames));
+  return makeFunc(f.name, f.inputs.map((i) => canon.get(i.id) as InputNode), f.outputs.map((o) => canon.get(o.id)!), f.outputNames);
 }
 
 /**

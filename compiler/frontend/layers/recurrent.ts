@@ -16,8 +16,11 @@
  * `goBackwards` runs from the last step to the first and, as Keras does, returns the sequence in
  * that processing order. Inputs are [batch, time, features]; the first carry is zeros.
  *
- * Not yet: masking (`Embedding(maskZero)`, `Masking`), `returnState` and initial states as inputs
- * (a layer call returns one tensor), dropout inside the loop. They are refused, not ignored.
+ * `returnState` makes `apply` return [output, h] ([output, h, c] for an LSTM), and `apply([x, h0,
+ * c0])` starts from given states instead of zeros, both as in Keras.
+ *
+ * Not yet: masking (`Embedding(maskZero)`, `Masking`), dropout inside the loop. They are refused,
+ * not ignored.
  */
 import * as b from '../../../ir/builders.ts';
 import type { Node, Shape } from '../../../ir/types.ts';
@@ -27,7 +30,7 @@ import { activate, checkActivation } from '../activations.ts';
 import { fail } from '../errors.ts';
 import type { InitializerName } from '../initializers.ts';
 import { checkInitializer } from '../initializers.ts';
-import type { Built, CallContext, CommonOptions, WeightSpec } from '../layer.ts';
+import type { Built, CallContext, CommonOptions, LayerOutput, SymbolicTensor, WeightSpec } from '../layer.ts';
 import { Layer, UnaryLayer } from '../layer.ts';
 
 export interface RNNOptions extends CommonOptions {
@@ -47,8 +50,9 @@ export interface RNNOptions extends CommonOptions {
   unitForgetBias?: boolean;
   /** GRU: apply the reset gate after the recurrent matmul (Keras 3's default: true). */
   resetAfter?: boolean;
-  /** Refused for now (see the file header); listed so a Keras user gets a clear error. */
+  /** Also return the final states: `apply` gives [output, h] ([output, h, c] for an LSTM). */
   returnState?: boolean;
+  /** Refused for now (see the file header); listed so a Keras user gets a clear error. */
   dropout?: number;
   recurrentDropout?: number;
 }
@@ -60,8 +64,9 @@ const CELL: Readonly<Record<CellKind, { cell: string; gates: number; name: strin
   GRU: { cell: 'gru_cell', gates: 3, name: 'gru' },
 };
 
-export class RNNLayer extends UnaryLayer {
+export class RNNLayer<Out extends LayerOutput = SymbolicTensor> extends Layer<Out> {
   readonly className: CellKind;
+  readonly returnState: boolean;
   readonly units: number;
   readonly cellActivation: ActivationName;
   readonly recurrentActivation: ActivationName;
@@ -80,7 +85,7 @@ export class RNNLayer extends UnaryLayer {
     const where = opts.name ? `${kind} '${opts.name}'` : kind;
     if (!Number.isInteger(units) || units < 1) fail(`${where}: units must be a positive integer, got ${String(units)}`);
     this.units = units;
-    if (opts.returnState) fail(`${where}: returnState is not supported yet (a layer call returns one tensor); use returnSequences or the final output`);
+    this.returnState = opts.returnState ?? false;
     for (const k of ['dropout', 'recurrentDropout'] as const) {
       if (opts[k] !== undefined && opts[k] !== 0) fail(`${where}: ${k} is not supported yet inside recurrent layers (got ${String(opts[k])}); put a Dropout layer before or after the layer`);
     }
@@ -100,6 +105,25 @@ export class RNNLayer extends UnaryLayer {
     return CELL[this.className].gates;
   }
 
+  /** The carries: h, and c for an LSTM (Keras's state order). */
+  get states(): readonly string[] {
+    return this.className === 'LSTM' ? ['h', 'c'] : ['h'];
+  }
+
+  /** One input (the sequence), or the sequence and an initial value for each state (`apply([x, h0, c0])`). */
+  build(inputShapes: readonly Shape[]): Built {
+    const n = this.states.length;
+    if (inputShapes.length !== 1 && inputShapes.length !== 1 + n) {
+      this.error(`takes the sequence, or the sequence and its ${n} initial state${n > 1 ? 's' : ''} (${this.states.join(', ')}), got ${inputShapes.length} inputs`);
+    }
+    inputShapes.slice(1).forEach((st, i) => {
+      if (st.length !== 1 || st[0] !== this.units) this.error(`initial state ${this.states[i]} must be [${this.units}] per sample, got ${fmtShape(st)}`);
+    });
+    const built = this.buildOne(inputShapes[0]);
+    if (!this.returnState) return built;
+    return { ...built, outputs: [{ shape: built.outputShape, suffix: '' }, ...this.states.map((st) => ({ shape: [this.units], suffix: st }))] };
+  }
+
   buildOne(s: Shape): Built {
     if (s.length !== 2) this.error(`expects sequences of shape [time, features] per sample, got ${fmtShape(s)}${s.length === 1 ? ' (a recurrent layer before it needs returnSequences: true)' : ''}`);
     const G = this.gates * this.units;
@@ -115,12 +139,16 @@ export class RNNLayer extends UnaryLayer {
     return { outputShape: this.returnSequences ? [s[0], this.units] : [this.units], weights };
   }
 
-  callOne(x: Node, weights: readonly Node[], _ctx?: CallContext): Node {
-    return this.run(x, weights, this.goBackwards);
+  call(xs: readonly Node[], weights: readonly Node[], _ctx: CallContext): Node | readonly Node[] {
+    const r = this.run(xs[0], weights, this.goBackwards, xs.length > 1 ? xs.slice(1) : null);
+    return this.returnState ? [r.output, ...r.states] : r.output;
   }
 
-  /** The layer over x [B, T, F]; `backwards` as goBackwards (Bidirectional flips it for its second copy). */
-  run(x: Node, [W, U, bias]: readonly Node[], backwards: boolean): Node {
+  /**
+   * The layer over x [B, T, F]: its output and final states. `backwards` as goBackwards
+   * (Bidirectional flips it for its second copy); `init` the initial states, zeros when null.
+   */
+  run(x: Node, [W, U, bias]: readonly Node[], backwards: boolean, init: readonly Node[] | null): { output: Node; states: Node[] } {
     const [B, T, F] = x.shape;
     const H = this.units;
     const G = this.gates * H;
@@ -172,19 +200,32 @@ export class RNNLayer extends UnaryLayer {
       const h2 = b.add(b.mul(zg, h), b.mul(b.sub(one, zg), hh));
       return { carry: [h2], ys: [h2] };
     };
-    const init = kind === 'LSTM' ? [zeros, zeros] : [zeros];
-    const names = kind === 'LSTM' ? ['h', 'c'] : ['h'];
-    const r = b.scan(step, init, [seq], { reverse: backwards, name: `${this.name || CELL[kind].name}_cell`, carryNames: names, xsNames: ['xw'] });
-    if (!this.returnSequences) return r.carry[0];
+    const start = init ?? this.states.map(() => zeros);
+    const r = b.scan(step, start, [seq], { reverse: backwards, name: `${this.name || CELL[kind].name}_cell`, carryNames: [...this.states], xsNames: ['xw'] });
+    if (!this.returnSequences) return { output: r.carry[0], states: r.carry };
     // ys are stacked by input position; Keras returns a backwards layer's outputs in processing order.
     const ys = backwards ? b.reverse(r.ys[0], [0]) : r.ys[0];
-    return b.transpose(ys, [1, 0, 2]);
+    return { output: b.transpose(ys, [1, 0, 2]), states: r.carry };
   }
 }
 
-export const SimpleRNN = (units: number, opts?: RNNOptions): RNNLayer => new RNNLayer('SimpleRNN', units, opts);
-export const LSTM = (units: number, opts?: RNNOptions): RNNLayer => new RNNLayer('LSTM', units, opts);
-export const GRU = (units: number, opts?: RNNOptions): RNNLayer => new RNNLayer('GRU', units, opts);
+type WithState = RNNOptions & { returnState: true };
+/** With `returnState: true`, `apply` returns [output, h] (LSTM: [output, h, c]), as Keras does. */
+export function SimpleRNN(units: number, opts: WithState): RNNLayer<SymbolicTensor[]>;
+export function SimpleRNN(units: number, opts?: RNNOptions): RNNLayer;
+export function SimpleRNN(units: number, opts?: RNNOptions): RNNLayer<LayerOutput> {
+  return new RNNLayer('SimpleRNN', units, opts);
+}
+export function LSTM(units: number, opts: WithState): RNNLayer<SymbolicTensor[]>;
+export function LSTM(units: number, opts?: RNNOptions): RNNLayer;
+export function LSTM(units: number, opts?: RNNOptions): RNNLayer<LayerOutput> {
+  return new RNNLayer('LSTM', units, opts);
+}
+export function GRU(units: number, opts: WithState): RNNLayer<SymbolicTensor[]>;
+export function GRU(units: number, opts?: RNNOptions): RNNLayer;
+export function GRU(units: number, opts?: RNNOptions): RNNLayer<LayerOutput> {
+  return new RNNLayer('GRU', units, opts);
+}
 
 // ---------------------------------------------------------------- Bidirectional
 
@@ -196,9 +237,11 @@ export interface BidirectionalOptions extends CommonOptions {
 class BidirectionalLayer extends UnaryLayer {
   readonly className = 'Bidirectional';
   readonly mergeMode: MergeMode;
-  constructor(readonly inner: RNNLayer, opts: BidirectionalOptions = {}) {
+  constructor(readonly inner: RNNLayer<LayerOutput>, opts: BidirectionalOptions = {}) {
     super(opts, 'bidirectional');
-    if (!(inner instanceof RNNLayer)) fail(`Bidirectional${opts.name ? ` '${opts.name}'` : ''}: wraps a recurrent layer (SimpleRNN, LSTM, GRU), got ${(inner as { label?: string })?.label ?? typeof inner}`);
+    const where = `Bidirectional${opts.name ? ` '${opts.name}'` : ''}`;
+    if (!(inner instanceof RNNLayer)) fail(`${where}: wraps a recurrent layer (SimpleRNN, LSTM, GRU), got ${(inner as { label?: string })?.label ?? typeof inner}`);
+    if (inner.returnState) fail(`${where}: a wrapped layer with returnState is not supported yet`);
     const m = opts.mergeMode ?? 'concat';
     if (!['concat', 'sum', 'mul', 'ave'].includes(m)) fail(`Bidirectional: mergeMode must be concat, sum, mul or ave, got ${String(m)}`);
     this.mergeMode = m;
@@ -215,8 +258,8 @@ class BidirectionalLayer extends UnaryLayer {
   }
   callOne(x: Node, weights: readonly Node[]): Node {
     const n = weights.length / 2;
-    const fwd = this.inner.run(x, weights.slice(0, n), this.inner.goBackwards);
-    let bwd = this.inner.run(x, weights.slice(n), !this.inner.goBackwards);
+    const fwd = this.inner.run(x, weights.slice(0, n), this.inner.goBackwards, null).output;
+    let bwd = this.inner.run(x, weights.slice(n), !this.inner.goBackwards, null).output;
     // Keras aligns the backward sequence with the input steps before merging.
     if (this.inner.returnSequences) bwd = b.reverse(bwd, [1]);
     switch (this.mergeMode) {
@@ -232,7 +275,7 @@ class BidirectionalLayer extends UnaryLayer {
   }
 }
 
-export const Bidirectional = (layer: RNNLayer, opts?: BidirectionalOptions): UnaryLayer => new BidirectionalLayer(layer, opts);
+export const Bidirectional = (layer: RNNLayer<LayerOutput>, opts?: BidirectionalOptions): UnaryLayer => new BidirectionalLayer(layer, opts);
 
 // ---------------------------------------------------------------- TimeDistributed
 
