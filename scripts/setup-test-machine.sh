@@ -4,8 +4,8 @@
 #    browser is ever downloaded). It must end up at $DLC_CHROMIUM (default /usr/bin/chromium).
 #  - Mesa's CPU Vulkan driver, lavapipe (mesa-vulkan-drivers >= 23), which Dawn, the `webgpu` npm
 #    package, turns into a WebGPU adapter. Dawn refuses Mesa 22's lavapipe, Debian 12's own, so on
-#    bookworm it comes from bookworm-backports, which is added to apt's sources when missing (on the
-#    mirror apt already uses for bookworm).
+#    bookworm it comes from bookworm-backports, added to apt's sources when apt does not read it yet
+#    (on the mirror apt already uses for bookworm).
 # Usage, as root: bash scripts/setup-test-machine.sh [--dry-run]   (--dry-run prints the commands)
 # Idempotent: a no-op (exit 0) when both are present. Not root, or not Debian/Ubuntu: prints what to
 # install and exits 1. Without these the tests still pass, skipping what needs them with a banner;
@@ -109,8 +109,10 @@ debian_mirror() {
   echo "${uri:-http://deb.debian.org/debian}"
 }
 
+# Whether apt (after apt-get update) knows ${codename}-backports: what it actually reads, so a
+# commented-out or disabled entry in the sources does not count (apt-get -t would refuse the suite).
 backports_known() {
-  grep -qsE "(^|[[:space:]])${codename}-backports([[:space:]]|\$)" /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources
+  [[ $(apt-cache policy 2>/dev/null) == *"n=${codename}-backports,"* ]]
 }
 
 add_backports() {
@@ -131,7 +133,9 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"; fi
 # whatever of its dependencies (libdrm, libgbm, ...) it needs at backports' versions too.
 if ! chromium_ok; then
   apt_update
-  if [ -z "$(candidate chromium)" ]; then
+  if [ -z "$(candidate chromium)" ] && [ "$DRY_RUN" = 1 ]; then
+    say "apt knows no 'chromium' package yet (a dry run does not update its lists); the real run checks again after apt-get update"
+  elif [ -z "$(candidate chromium)" ]; then
     die "apt has no 'chromium' package here (Ubuntu ships Chromium as a snap: 'snap install chromium', then run the tests with DLC_CHROMIUM=/snap/bin/chromium)"
   fi
   act apt-get install -y -qq --no-install-recommends chromium
