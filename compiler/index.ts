@@ -23,8 +23,8 @@ export {
 } from './frontend/layers/pooling.ts';
 export type { GlobalPoolingOptions, Pool1DOptions } from './frontend/layers/pooling.ts';
 export { ELU, LeakyReLU, ReLU, Softmax } from './frontend/layers/activation.ts';
-export { Bidirectional, Embedding, GRU, LSTM, SimpleRNN, TimeDistributed } from './frontend/layers/recurrent.ts';
-export type { BidirectionalOptions, EmbeddingOptions, MergeMode, RNNOptions } from './frontend/layers/recurrent.ts';
+export { Bidirectional, Embedding, GRU, LSTM, Masking, SimpleRNN, TimeDistributed } from './frontend/layers/recurrent.ts';
+export type { BidirectionalOptions, EmbeddingOptions, MaskingOptions, MergeMode, RNNOptions } from './frontend/layers/recurrent.ts';
 export type { ReLUOptions } from './frontend/layers/activation.ts';
 export { Conv1D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D } from './frontend/layers/conv.ts';
 export type { Conv1DOptions, Conv2DTransposeOptions, DepthwiseConv2DOptions, SeparableConv2DOptions } from './frontend/layers/conv.ts';

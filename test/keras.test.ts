@@ -55,8 +55,7 @@ import {
   ZeroPadding2D,
 } from '../compiler/index.ts';
 import { Activation } from '../compiler/frontend/layers.ts';
-import * as compilerIndex from '../compiler/index.ts';
-import { Bidirectional, Embedding, Flatten, GRU, LSTM, SimpleRNN, TimeDistributed } from '../compiler/index.ts';
+import { Bidirectional, Embedding, Flatten, GRU, LSTM, Masking, SimpleRNN, TimeDistributed } from '../compiler/index.ts';
 import { gelu } from '../compiler/frontend/activations.ts';
 import { UnaryLayer } from '../compiler/frontend/layer.ts';
 import { needWebGpu } from './helpers/requirements.ts';
@@ -223,32 +222,21 @@ const BUILDERS: Record<string, Build> = {
     const [x, h0, c0] = [inp('x', [4, 3]), inp('h0', [4]), inp('c0', [4])];
     return { inputs: [x, h0, c0], outputs: [LSTM(4, { name: 'lstm' }).apply([x, h0, c0])] };
   },
+  rnn_embedding_lstm_mask: (inp) => {
+    const tok = inp('tok', [5]);
+    return { inputs: [tok], outputs: [dense(2).apply(LSTM(4, { name: 'lstm' }).apply(Embedding(7, 3, { maskZero: true, name: 'emb' }).apply(tok)))] };
+  },
+  rnn_embedding_gru_seq_mask: (inp) => {
+    const tok = inp('tok', [5]);
+    return { inputs: [tok], outputs: [dense(2).apply(GRU(3, { returnSequences: true, name: 'gru' }).apply(Embedding(7, 3, { maskZero: true, name: 'emb' }).apply(tok)))] };
+  },
+  rnn_masking: one([5, 3], (x) => dense(2).apply(SimpleRNN(3, { name: 'rnn' }).apply(Masking({ maskValue: 0, name: 'mask' }).apply(x)))),
   rnn_embedding: (inp) => {
     const tok = inp('tok', [4]);
     return { inputs: [tok], outputs: [dense(2).apply(Flatten({ name: 'flat' }).apply(Embedding(7, 3, { name: 'emb' }).apply(tok)))] };
   },
 };
 
-/**
- * Fixtures of Keras features dlc does not have yet, each with the error dlc gives instead (checked
- * below, so the refusal is real). A builder for one of them must replace its entry here.
- */
-const NOT_YET: Record<string, { readonly why: string; readonly refused: () => unknown; readonly error: RegExp }> = {
-  rnn_embedding_lstm_mask: { why: 'Embedding(maskZero) and masks in recurrent layers', refused: () => Embedding(7, 3, { maskZero: true }), error: /Embedding: maskZero is not supported yet/ },
-  rnn_embedding_gru_seq_mask: { why: 'Embedding(maskZero) and masks in recurrent layers', refused: () => Embedding(7, 3, { maskZero: true, name: 'emb' }), error: /Embedding 'emb': maskZero is not supported yet/ },
-  rnn_masking: { why: 'the Masking layer', refused: () => (compilerIndex as Record<string, unknown>).Masking ?? (() => { throw new Error('Masking is not exported by dlc'); })(), error: /Masking is not exported by dlc/ },
-};
-
-describe('Keras fixtures dlc cannot build yet', () => {
-  it('are exactly the fixtures without a builder, and each is refused with a clear error', () => {
-    const pending = fixtures.map((f) => f.case).filter((c) => !BUILDERS[c]);
-    expect(pending.sort()).toEqual(Object.keys(NOT_YET).sort());
-    for (const [name, n] of Object.entries(NOT_YET)) {
-      expect(n.refused, `${name} (${n.why})`).toThrow(n.error);
-    }
-    console.warn(`[dlc] Keras fixtures not built yet (features missing): ${Object.entries(NOT_YET).map(([k, v]) => `${k}: ${v.why}`).join('; ')}`);
-  });
-});
 
 function build(f: Fixture): LayersModel {
   const make = BUILDERS[f.case];
@@ -302,13 +290,13 @@ const gpu = !!(await needWebGpu('test/keras.test.ts: the Keras 3 fixtures on web
 describe('every Keras fixture has a builder', () => {
   it('and every builder a fixture', () => {
     expect(fixtures.length).toBeGreaterThan(40);
-    expect(Object.keys(BUILDERS).sort()).toEqual(fixtures.map((f) => f.case).filter((c) => !NOT_YET[c]).sort());
+    expect(Object.keys(BUILDERS).sort()).toEqual(fixtures.map((f) => f.case).sort());
   });
 });
 
 for (const backend of ['interp', 'wasm', 'webgpu'] as const) {
   describe(`Keras 3 fixtures on ${backend}`, () => {
-    for (const f of fixtures.filter((x) => !NOT_YET[x.case])) {
+    for (const f of fixtures) {
       it.skipIf(backend === 'webgpu' && !gpu)(f.case, () => check(f, backend), 120_000);
     }
   });

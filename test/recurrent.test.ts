@@ -87,6 +87,44 @@ describe('returnState and initial states', () => {
   });
 });
 
+describe('masks', () => {
+  it('padding tokens do not change a recurrent layer: a padded sequence gives what its unpadded part gives', async () => {
+    const build = (T: number) => {
+      const tok = Input({ shape: [T], name: 'tok' });
+      const h = GRU(4, { name: 'gru' }).apply(Embedding(9, 3, { maskZero: true, name: 'emb' }).apply(tok));
+      return Model({ inputs: tok, outputs: h, name: `masked_${T}`, seed: 7 });
+    };
+    const short = build(3);
+    const long = build(6);
+    long.setWeights(short.getWeights());
+    const a = await short.predict(tensor(Float32Array.from([4, 2, 7, 1, 8, 3]), [2, 3], 'f32'));
+    // Padding at the end, and at the start and in the middle: the states skip those steps.
+    const b2 = await long.predict(tensor(Float32Array.from([4, 2, 7, 0, 0, 0, 0, 1, 0, 8, 0, 3]), [2, 6], 'f32'));
+    Array.from(a.data as Float32Array).forEach((v, i) => expect((b2.data as Float32Array)[i]).toBeCloseTo(v, 6));
+  });
+
+  it('a masked sequence output averages its loss over the real steps only', async () => {
+    const tok = Input({ shape: [4], name: 'tok' });
+    const y = Dense(1, { name: 'd' }).apply(SimpleRNN(2, { returnSequences: true, name: 'rnn' }).apply(Embedding(5, 2, { maskZero: true, name: 'emb' }).apply(tok)));
+    const m = Model({ inputs: tok, outputs: y, name: 'seq_loss', seed: 1 });
+    m.compile({ optimizer: 'sgd', loss: 'mse' });
+    const x = tensor(Float32Array.from([1, 2, 0, 0, 3, 0, 4, 0]), [2, 4], 'f32');
+    const target = tensor(new Float32Array(8).fill(0.5), [2, 4, 1], 'f32');
+    const pred = (await m.predict(x)).data as Float32Array;
+    const real = [0, 1, 4, 6];
+    const want = real.reduce((s, i) => s + (pred[i] - 0.5) ** 2, 0) / real.length;
+    const got = await m.evaluate(x, target);
+    expect(got.loss).toBeCloseTo(want, 6);
+  });
+
+  it('Bidirectional refuses a masked input rather than ignore the mask', () => {
+    const tok = Input({ shape: [4] });
+    const e = Embedding(5, 2, { maskZero: true }).apply(tok);
+    const m = () => Model({ inputs: tok, outputs: Bidirectional(LSTM(2), { name: 'bi' }).apply(e) }).predict(tensor(new Float32Array(4), [1, 4], 'f32'));
+    return expect(m()).rejects.toThrow(/Bidirectional 'bi': masked input is not supported yet/);
+  });
+});
+
 describe('recurrent layers refuse bad input', () => {
   it('a sequence input of the wrong rank', () => {
     const x = Input({ shape: [5], name: 'x' });

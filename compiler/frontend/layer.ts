@@ -56,6 +56,12 @@ export interface CallContext {
    * Only called in training; the train step writes the value back after the step.
    */
   readonly update: (weightIndex: number, next: Node) => void;
+  /**
+   * Keras's masks of the call's inputs (f32 [batch, time], 1 for a real step), null for an input
+   * without one: made by `Embedding(maskZero)` and `Masking`, passed on by layers that support
+   * masking, used by recurrent layers and by the loss.
+   */
+  readonly inputMasks: readonly (Node | null)[];
 }
 
 export interface CommonOptions {
@@ -120,6 +126,18 @@ export abstract class Layer<Out extends LayerOutput = SymbolicTensor> {
     if (opts?.name !== undefined && (typeof opts.name !== 'string' || !/^[A-Za-z_][A-Za-z0-9_-]*$/.test(opts.name))) {
       fail(`${this.constructor.name}: name must start with a letter or _ and hold only letters, digits, _ and -, got ${JSON.stringify(opts.name)}`);
     }
+  }
+
+  /**
+   * Whether the layer passes its first input's mask on unchanged (Keras's `supports_masking`, for
+   * layers that act on each time step alone: Dense, activations, Dropout, normalization). Any other
+   * layer drops a mask it receives unless it overrides `computeMask`.
+   */
+  readonly supportsMasking: boolean = false;
+
+  /** The mask of the call's (first) output given its inputs and their masks. */
+  computeMask(_xs: readonly Node[], masks: readonly (Node | null)[]): Node | null {
+    return this.supportsMasking ? (masks[0] ?? null) : null;
   }
 
   /** Per-sample input shapes in, output shape and weights out; throws a DlcError naming the mismatch. */

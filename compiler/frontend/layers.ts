@@ -58,6 +58,8 @@ export interface DenseOptions extends CommonOptions {
 }
 
 class DenseLayer extends UnaryLayer {
+  // Acts on each time step alone, so a Keras mask passes through (Keras: supports_masking).
+  override readonly supportsMasking = true;
   readonly className = 'Dense';
   override readonly activation: ActivationName;
   readonly useBias: boolean;
@@ -203,6 +205,8 @@ export interface DropoutOptions extends CommonOptions {
 }
 
 class DropoutLayer extends UnaryLayer {
+  // Acts on each time step alone, so a Keras mask passes through (Keras: supports_masking).
+  override readonly supportsMasking = true;
   readonly className = 'Dropout';
   readonly seed: number;
   constructor(readonly rate: number, opts: DropoutOptions = {}) {
@@ -223,6 +227,8 @@ class DropoutLayer extends UnaryLayer {
 }
 
 class ActivationLayer extends UnaryLayer {
+  // Acts on each time step alone, so a Keras mask passes through (Keras: supports_masking).
+  override readonly supportsMasking = true;
   readonly className = 'Activation';
   override readonly activation: ActivationName;
   constructor(activation: ActivationName, opts?: CommonOptions) {

@@ -58,6 +58,7 @@ const EPS = 1e-7;
 const clip = (p: Node) => b.min(b.max(p, b.scalarLike(EPS, p)), b.scalarLike(1 - EPS, p));
 const abs = (x: Node) => b.max(x, b.neg(x));
 const rest = (x: Node) => x.shape.map((_, i) => i).slice(1);
+const numel = (s: readonly number[]) => s.reduce((a, c) => a * c, 1);
 
 /** One-hot f32 [batch, classes] from i32 labels [batch]. */
 export function oneHot(y: Node, classes: number): Node {
@@ -65,15 +66,21 @@ export function oneHot(y: Node, classes: number): Node {
   return b.cast(b.equal(b.broadcast(y, shape, [0]), b.iota(shape, 1, 'i32')), 'f32');
 }
 
-/** Per-sample loss [batch]. `logits` is the pre-activation output when `act` is softmax/sigmoid. */
-export function perSampleLoss(loss: LossName, out: Node, logits: Node, act: ActivationName, y: Node): Node {
+/**
+ * Per-sample loss [batch]. `logits` is the pre-activation output when `act` is softmax/sigmoid.
+ * `keep` leading axes are kept (2 gives a loss per sample and time step, for masked sequences).
+ */
+export function perSampleLoss(loss: LossName, out: Node, logits: Node, act: ActivationName, y: Node, keep = 1): Node {
+  const rest = (x: Node) => x.shape.map((_, i) => i).slice(keep);
+  const n = numel(out.shape.slice(keep));
   switch (loss) {
     case 'sparse_categorical_crossentropy':
+      if (keep !== 1) fail('sparse_categorical_crossentropy on a masked sequence output is not supported yet');
       return categorical(out, logits, act, oneHot(y, out.shape[1]));
     case 'categorical_crossentropy':
+      if (keep !== 1) fail('categorical_crossentropy on a masked sequence output is not supported yet');
       return categorical(out, logits, act, y);
     case 'binary_crossentropy': {
-      const n = b.scalarLike(out.shape.slice(1).reduce((a, c) => a * c, 1), out);
       let l: Node;
       if (act === 'sigmoid') {
         const z = logits;
@@ -83,12 +90,11 @@ export function perSampleLoss(loss: LossName, out: Node, logits: Node, act: Acti
         const one = b.scalarLike(1, p);
         l = b.neg(b.add(b.mul(y, b.log(p)), b.mul(b.sub(one, y), b.log(b.sub(one, p)))));
       }
-      return b.reduceSum(b.div(l, n), rest(l));
+      return b.reduceSum(b.div(l, b.scalarLike(n, l)), rest(l));
     }
     case 'mean_squared_error': {
       const d = b.sub(out, y);
-      const n = b.scalarLike(out.shape.slice(1).reduce((a, c) => a * c, 1), d);
-      return b.reduceSum(b.div(b.mul(d, d), n), rest(d));
+      return b.reduceSum(b.div(b.mul(d, d), b.scalarLike(n, d)), rest(d));
     }
     default:
       return loss satisfies never;

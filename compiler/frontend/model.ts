@@ -115,6 +115,8 @@ interface Lowered {
   /** The producing layer's pre-activation, the logits stable losses start from. */
   readonly logits: Node;
   readonly act: Layer['activation'];
+  /** Keras's mask of this value (f32 [batch, time]), or null. */
+  readonly mask: Node | null;
 }
 
 const list = <T>(v: T | readonly T[]): T[] => (Array.isArray(v) ? [...(v as readonly T[])] : [v as T]);
@@ -352,7 +354,7 @@ export class GraphModel {
   ): { outputs: Lowered[]; updates: Map<string, Node> } {
     if (xs.length !== this.inputs.length) throw new Error(`forward: ${xs.length} inputs for a model of ${this.inputs.length}`);
     const values = new Map<SymbolicTensor, Lowered>();
-    this.inputs.forEach((t, i) => values.set(t, { out: xs[i], logits: xs[i], act: 'linear' }));
+    this.inputs.forEach((t, i) => values.set(t, { out: xs[i], logits: xs[i], act: 'linear', mask: null }));
     const updates = new Map<string, Node>();
     const layerIndex = new Map(this.layers.filter((l) => !(l instanceof InputLayer)).map((l, i) => [l, i]));
     for (const c of this.order) {
@@ -365,16 +367,19 @@ export class GraphModel {
         layerIndex: layerIndex.get(l)!,
         mask: ctx.mask ?? null,
         layerTrainable: this.compiled ? this.compiled.trainableLayers.has(l.name) : l.trainable,
+        inputMasks: c.inputs.map((t) => values.get(t)!.mask),
         update: (wi, next) => {
           if (!ctx.training) throw new Error(`${l.label}: state update outside training`);
           // A layer applied twice in one step updates its state twice; the later call's value wins.
           updates.set(this.weightInfo[at + wi].name, next);
         },
       };
-      const pre = l.call(c.inputs.map((t) => values.get(t)!.out), ws, callCtx);
+      const ins = c.inputs.map((t) => values.get(t)!.out);
+      const pre = l.call(ins, ws, callCtx);
       const pres = Array.isArray(pre) ? (pre as readonly Node[]) : [pre as Node];
       if (pres.length !== c.outputs.length) throw new Error(`${l.label}: call gave ${pres.length} outputs, build declared ${c.outputs.length}`);
-      pres.forEach((p, k) => values.set(c.outputs[k], { out: activate(l.activation, p), logits: p, act: l.activation }));
+      const outMask = l.computeMask(ins, callCtx.inputMasks);
+      pres.forEach((p, k) => values.set(c.outputs[k], { out: activate(l.activation, p), logits: p, act: l.activation, mask: k === 0 ? outMask : null }));
     }
     const outputs = this.outputs.map((t) => {
       const v = values.get(t)!;
@@ -418,7 +423,19 @@ export class GraphModel {
     const mean = (perSample: Node) => b.div(b.reduceSum(b.mul(perSample, mask), [0]), count);
     const outputs: Node[] = [];
     const names: string[] = [];
-    const perLoss = fwd.outputs.map((o, i) => mean(perSampleLoss(c.losses[i], o.out, o.logits, o.act, ys[i])));
+    // An output with a Keras mask (a sequence from masked steps) averages its loss over the real
+    // steps of the real samples, as Keras does: Σ loss·mask / Σ mask.
+    const perLoss = fwd.outputs.map((o, i) => {
+      if (!o.mask) return mean(perSampleLoss(c.losses[i], o.out, o.logits, o.act, ys[i]));
+      const m = o.mask;
+      if (m.shape.length > o.out.shape.length - 1 || !m.shape.every((d, k) => d === o.out.shape[k])) {
+        throw new Error(`loss of output '${this.outputNames[i]}': its mask ${fmtShape(m.shape)} does not fit the output ${fmtShape(o.out.shape)}`);
+      }
+      const w = b.mul(m, b.broadcast(mask, m.shape, [0]));
+      const l = perSampleLoss(c.losses[i], o.out, o.logits, o.act, ys[i], m.shape.length);
+      const all = m.shape.map((_, k) => k);
+      return b.div(b.reduceSum(b.mul(l, w), all), b.max(b.reduceSum(w, all), b.constant(1, [])));
+    });
     // Keras's total: the loss-weighted sum over outputs; logs name each output's own loss too.
     const total = perLoss.map((l, i) => (c.lossWeights[i] === 1 ? l : b.mul(l, b.constant(c.lossWeights[i], [])))).reduce((a, l) => b.add(a, l));
     outputs.push(total);

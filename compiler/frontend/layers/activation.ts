@@ -19,6 +19,8 @@ function finite(v: unknown, dflt: number, name: string, where: string, min = -In
 
 /** A shape-preserving layer applying `f` to its input. */
 class ActivationFnLayer extends UnaryLayer {
+  // Acts on each time step alone, so a Keras mask passes through (Keras: supports_masking).
+  override readonly supportsMasking = true;
   constructor(
     readonly className: string,
     defaultName: string,

@@ -86,6 +86,8 @@ function normalize(x: Node, mean: Node, variance: Node, a: Affine, gamma: Node |
 }
 
 class BatchNormalizationLayer extends UnaryLayer implements Affine {
+  // Acts on each time step alone, so a Keras mask passes through (Keras: supports_masking).
+  override readonly supportsMasking = true;
   readonly className = 'BatchNormalization';
   readonly momentum: number;
   readonly epsilon: number;
@@ -142,6 +144,8 @@ class BatchNormalizationLayer extends UnaryLayer implements Affine {
 }
 
 class LayerNormalizationLayer extends UnaryLayer implements Affine {
+  // Acts on each time step alone, so a Keras mask passes through (Keras: supports_masking).
+  override readonly supportsMasking = true;
   readonly className = 'LayerNormalization';
   readonly epsilon: number;
   readonly center: boolean;

@@ -19,8 +19,12 @@
  * `returnState` makes `apply` return [output, h] ([output, h, c] for an LSTM), and `apply([x, h0,
  * c0])` starts from given states instead of zeros, both as in Keras.
  *
- * Not yet: masking (`Embedding(maskZero)`, `Masking`), dropout inside the loop. They are refused,
- * not ignored.
+ * Masks follow Keras: `Embedding(maskZero)` and `Masking` make one ([batch, time], 1 for a real
+ * step), layers that act per step pass it on, a recurrent layer keeps its states through masked steps
+ * (so their output repeats the last real one) and passes the mask on only with returnSequences, and
+ * the loss of a masked output averages over the real steps.
+ *
+ * Not yet: dropout inside the loop, masks through Bidirectional. They are refused, not ignored.
  */
 import * as b from '../../../ir/builders.ts';
 import type { Node, Shape } from '../../../ir/types.ts';
@@ -139,16 +143,21 @@ export class RNNLayer<Out extends LayerOutput = SymbolicTensor> extends Layer<Ou
     return { outputShape: this.returnSequences ? [s[0], this.units] : [this.units], weights };
   }
 
-  call(xs: readonly Node[], weights: readonly Node[], _ctx: CallContext): Node | readonly Node[] {
-    const r = this.run(xs[0], weights, this.goBackwards, xs.length > 1 ? xs.slice(1) : null);
+  call(xs: readonly Node[], weights: readonly Node[], ctx: CallContext): Node | readonly Node[] {
+    const r = this.run(xs[0], weights, this.goBackwards, xs.length > 1 ? xs.slice(1) : null, ctx.inputMasks?.[0] ?? null);
     return this.returnState ? [r.output, ...r.states] : r.output;
+  }
+
+  /** A returned sequence keeps the input's mask (Keras); a last output has none. */
+  override computeMask(_xs: readonly Node[], masks: readonly (Node | null)[]): Node | null {
+    return this.returnSequences ? (masks[0] ?? null) : null;
   }
 
   /**
    * The layer over x [B, T, F]: its output and final states. `backwards` as goBackwards
    * (Bidirectional flips it for its second copy); `init` the initial states, zeros when null.
    */
-  run(x: Node, [W, U, bias]: readonly Node[], backwards: boolean, init: readonly Node[] | null): { output: Node; states: Node[] } {
+  run(x: Node, [W, U, bias]: readonly Node[], backwards: boolean, init: readonly Node[] | null, mask: Node | null = null): { output: Node; states: Node[] } {
     const [B, T, F] = x.shape;
     const H = this.units;
     const G = this.gates * H;
@@ -168,7 +177,7 @@ export class RNNLayer<Out extends LayerOutput = SymbolicTensor> extends Layer<Ou
     const zeros = b.constant(0, [B, H]);
     const one = b.constant(1, [B, H]);
     const kind = this.className;
-    const step = (c: readonly Node[], [xz]: readonly Node[]) => {
+    const cell = (c: readonly Node[], xz: Node): { carry: Node[]; ys: Node[] } => {
       const h = c[0];
       if (kind === 'SimpleRNN') {
         const h2 = act(b.add(xz, b.dot(h, U)));
@@ -200,8 +209,19 @@ export class RNNLayer<Out extends LayerOutput = SymbolicTensor> extends Layer<Ou
       const h2 = b.add(b.mul(zg, h), b.mul(b.sub(one, zg), hh));
       return { carry: [h2], ys: [h2] };
     };
+    // A masked step leaves every state as it was, so its output repeats the last real step's
+    // (Keras); m·new + (1−m)·old is exact for m in {0, 1} and differentiates as a select.
+    const step = (c: readonly Node[], [xz, mt]: readonly Node[]) => {
+      const r = cell(c, xz);
+      if (!mt) return r;
+      const m = b.broadcast(mt, [B, H], [0]);
+      const keep = b.sub(one, m);
+      const carry = r.carry.map((n, k) => b.add(b.mul(m, n), b.mul(keep, c[k])));
+      return { carry, ys: [carry[0]] };
+    };
+    const xsIn = mask ? [seq, b.transpose(mask, [1, 0])] : [seq];
     const start = init ?? this.states.map(() => zeros);
-    const r = b.scan(step, start, [seq], { reverse: backwards, name: `${this.name || CELL[kind].name}_cell`, carryNames: [...this.states], xsNames: ['xw'] });
+    const r = b.scan(step, start, xsIn, { reverse: backwards, name: `${this.name || CELL[kind].name}_cell`, carryNames: [...this.states], xsNames: mask ? ['xw', 'mask'] : ['xw'] });
     if (!this.returnSequences) return { output: r.carry[0], states: r.carry };
     // ys are stacked by input position; Keras returns a backwards layer's outputs in processing order.
     const ys = backwards ? b.reverse(r.ys[0], [0]) : r.ys[0];
@@ -256,7 +276,8 @@ class BidirectionalLayer extends UnaryLayer {
     const outputShape = this.mergeMode === 'concat' ? [...out.slice(0, -1), 2 * out[out.length - 1]] : out;
     return { outputShape, weights: [...w('forward'), ...w('backward')] };
   }
-  callOne(x: Node, weights: readonly Node[]): Node {
+  callOne(x: Node, weights: readonly Node[], ctx: CallContext): Node {
+    if (ctx.inputMasks?.[0]) this.error('masked input is not supported yet (Keras zeroes masked steps of both directions; not implemented)');
     const n = weights.length / 2;
     const fwd = this.inner.run(x, weights.slice(0, n), this.inner.goBackwards, null).output;
     let bwd = this.inner.run(x, weights.slice(n), !this.inner.goBackwards, null).output;
@@ -281,6 +302,7 @@ export const Bidirectional = (layer: RNNLayer<LayerOutput>, opts?: Bidirectional
 
 class TimeDistributedLayer extends UnaryLayer {
   readonly className = 'TimeDistributed';
+  override readonly supportsMasking = true;
   readonly inner: UnaryLayer;
   constructor(inner: Layer, opts: CommonOptions = {}) {
     super(opts, 'time_distributed');
@@ -307,20 +329,21 @@ export const TimeDistributed = (layer: Layer, opts?: CommonOptions): UnaryLayer 
 
 export interface EmbeddingOptions extends CommonOptions {
   embeddingsInitializer?: string;
-  /** Refused for now: masking is not propagated between layers yet. */
+  /** Token 0 is padding: the layers after it see a mask (recurrent layers skip those steps). */
   maskZero?: boolean;
 }
 
 class EmbeddingLayer extends UnaryLayer {
   readonly className = 'Embedding';
   readonly init: InitializerName;
+  readonly maskZero: boolean;
   constructor(readonly inputDim: number, readonly outputDim: number, opts: EmbeddingOptions = {}) {
     super(opts, 'embedding');
     const where = opts.name ? `Embedding '${opts.name}'` : 'Embedding';
     for (const [k, v] of [['inputDim', inputDim], ['outputDim', outputDim]] as const) {
       if (!Number.isInteger(v) || v < 1) fail(`${where}: ${k} must be a positive integer, got ${String(v)}`);
     }
-    if (opts.maskZero) fail(`${where}: maskZero is not supported yet (masks are not propagated between layers)`);
+    this.maskZero = opts.maskZero ?? false;
     this.init = checkInitializer(opts.embeddingsInitializer ?? 'random_uniform', `${where} embeddingsInitializer`);
   }
   buildOne(s: Shape): Built {
@@ -331,6 +354,12 @@ class EmbeddingLayer extends UnaryLayer {
    * iota over the vocabulary, times the table. Its gradient is the transposed product, a scatter-add
    * into the table rows. Costs O(vocabulary) per token, which suits small vocabularies.
    */
+  /** With maskZero, token 0 is padding: f32 [batch, time], 0 where the token is 0. */
+  override computeMask(xs: readonly Node[]): Node | null {
+    if (!this.maskZero) return null;
+    const x = xs[0];
+    return b.sub(b.constant(1, x.shape), b.cast(b.equal(x, b.constant(0, x.shape)), 'f32'));
+  }
   callOne(x: Node, [E]: readonly Node[]): Node {
     const rows = numel(x.shape);
     const ids = b.broadcast(b.reshape(b.cast(x, 'i32'), [rows]), [rows, this.inputDim], [0]);
@@ -340,3 +369,38 @@ class EmbeddingLayer extends UnaryLayer {
 }
 
 export const Embedding = (inputDim: number, outputDim: number, opts?: EmbeddingOptions): UnaryLayer => new EmbeddingLayer(inputDim, outputDim, opts);
+
+// ---------------------------------------------------------------- Masking
+
+export interface MaskingOptions extends CommonOptions {
+  /** A time step whose features all equal this value is masked (default 0). */
+  maskValue?: number;
+}
+
+class MaskingLayer extends UnaryLayer {
+  readonly className = 'Masking';
+  readonly maskValue: number;
+  constructor(opts: MaskingOptions = {}) {
+    super(opts, 'masking');
+    this.maskValue = opts.maskValue ?? 0;
+    if (typeof this.maskValue !== 'number' || !Number.isFinite(this.maskValue)) fail(`Masking: maskValue must be a finite number, got ${String(opts.maskValue)}`);
+  }
+  buildOne(s: Shape): Built {
+    if (s.length < 2) this.error(`expects [time, features] per sample, got ${fmtShape(s)}`);
+    return { outputShape: s, weights: [] };
+  }
+  /** f32 [batch, time]: 1 where some feature of the step differs from maskValue. */
+  private stepMask(x: Node): Node {
+    const differs = b.sub(b.constant(1, x.shape), b.cast(b.equal(x, b.constant(this.maskValue, x.shape)), 'f32'));
+    return b.reduceMax(differs, x.shape.map((_, i) => i).slice(2));
+  }
+  /** Masked steps become zeros, as in Keras. */
+  callOne(x: Node): Node {
+    return b.mul(x, b.broadcast(this.stepMask(x), x.shape, [0, 1]));
+  }
+  override computeMask(xs: readonly Node[]): Node | null {
+    return this.stepMask(xs[0]);
+  }
+}
+
+export const Masking = (opts?: MaskingOptions): UnaryLayer => new MaskingLayer(opts);
