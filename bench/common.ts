@@ -9,7 +9,7 @@
  * from the systems and not from the harness. Host-to-device copies and the read-back of results are
  * inside the timed region for every system, as they are for a user calling the API.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 // ------------------------------------------------------------------------------------ protocol
 
@@ -27,10 +27,15 @@ export const LOSS_SAMPLES = 256;
 export const PROBE_SAMPLES = 8;
 export const LEARNING_RATE = 1e-3;
 
-/** 'resnet train b32' is the train step of examples/mnist-resnet.ts (bench/model-spec.ts), same protocol. */
-export type Mode = 'train b32' | 'infer b32' | 'infer b1' | 'resnet train b32';
+/**
+ * 'resnet train b32' is the train step of examples/mnist-resnet.ts (bench/model-spec.ts), same
+ * protocol; 'lstm train b32' and 'lstm infer b32' are examples/mnist-lstm.ts's (each digit as 28
+ * rows of 28 pixels), same protocol.
+ */
+export type Mode = 'train b32' | 'infer b32' | 'infer b1' | 'resnet train b32' | 'lstm train b32' | 'lstm infer b32';
 export const MODES: readonly Mode[] = ['train b32', 'infer b32', 'infer b1'];
-export const isTrainMode = (m: Mode): boolean => m === 'train b32' || m === 'resnet train b32';
+export const isTrainMode = (m: Mode): boolean => m === 'train b32' || m === 'resnet train b32' || m === 'lstm train b32';
+const isInferBatchMode = (m: Mode): boolean => m === 'infer b32' || m === 'lstm infer b32';
 
 // ------------------------------------------------------------------------------------ the model
 
@@ -214,6 +219,31 @@ export interface SystemResult {
   readonly setupMs?: number;
   /** Compile statistics (the dlc-compile child only). */
   readonly compile?: CompileStat[];
+  /** Train-step memory and compile time against sequence length (the dlc-lstm-seq child only). */
+  readonly seqScaling?: SeqScalingStat[];
+  /** Largest |difference| of this system's initial softmax outputs from the reference ones (`SystemDef.reference`), checked before timing. */
+  readonly refMaxAbsDiff?: number;
+}
+
+/** One sequence length of the LSTM's train step in dlc (batch 32), for the sequence-length table. */
+export interface SeqScalingStat {
+  /** Time steps. */
+  readonly T: number;
+  readonly kernels: number;
+  /** The train step's arena (`compileStep(...).plan.totalBytes`), and the scan loops' lengths. */
+  readonly arenaBytes: number;
+  readonly loopLengths: number[];
+  /** Bytes of the buffers that have a time axis (a dimension T or T·batch); only where T is unambiguous. */
+  readonly timeBuffers?: { readonly count: number; readonly bytes: number; readonly shapes: string[] };
+  /** compileStep (frontend … memory plan): best of the repeats. */
+  readonly compileStepMs: number;
+  /** The wasm backend's emitWasm (binaryen) and V8's WebAssembly.compile of its bytes, best of the repeats. */
+  readonly emitWasmMs: number;
+  readonly v8CompileMs: number;
+  readonly wasmBytes: number;
+  /** The model's first trainOnBatch on wasm (compileStep, codegen, instantiation, one step), and the median of the next ones. */
+  readonly firstStepMs: number;
+  readonly stepMs: number;
 }
 
 /** One model's train-step compilation in dlc (`compileStep`), for the compile table. */
@@ -344,14 +374,15 @@ export async function measure(r: Runner, d: BenchData, rss: RssMeter, opts: Meas
     log(`loss after ${TRAIN_WARMUP + TRAIN_STEPS} steps: ${lossAfter.toFixed(4)}`);
   }
 
-  if (modes.includes('infer b32')) {
+  const inferMode = modes.find(isInferBatchMode);
+  if (inferMode) {
     const times: number[] = [];
     for (let i = 0; i < INFER_WARMUP + INFER_BATCHES; i++) {
       const t = await timeIt(() => r.predict(sliceX(d.testX, i * INFER_BATCH, INFER_BATCH), INFER_BATCH));
       if (i >= INFER_WARMUP) times.push(t);
     }
-    out.push(result('infer b32', times, INFER_BATCH, perSample));
-    log(`infer b32: median ${median(times).toFixed(2)} ms/batch`);
+    out.push(result(inferMode, times, INFER_BATCH, perSample));
+    log(`${inferMode}: median ${median(times).toFixed(2)} ms/batch`);
   }
 
   if (modes.includes('infer b1')) {
@@ -367,13 +398,48 @@ export async function measure(r: Runner, d: BenchData, rss: RssMeter, opts: Meas
   return { modes: out, lossBefore, lossAfter, rssDriftMB, trainWarmupMs, initProbe: init.probe, stepLosses: stepLosses.length ? stepLosses : undefined };
 }
 
+// ------------------------------------------------------------------------------------ reference outputs
+
+/**
+ * A model's softmax outputs on the first `samples` test samples at the shared initial weights, as
+ * dlc computes them (the parent runs dlc once and writes them), for each child to check before it
+ * times anything: a peer that does not compute the same function from the same weights fails its
+ * row instead of timing a different model.
+ */
+export interface ReferenceOutputs {
+  /** Who computed them, for messages (e.g. 'dlc wasm'). */
+  readonly by: string;
+  readonly samples: number;
+  readonly probs: number[];
+}
+
+export function saveReference(file: string, ref: ReferenceOutputs): void {
+  writeFileSync(file, JSON.stringify(ref));
+}
+
+function loadReference(file: string): ReferenceOutputs {
+  if (!existsSync(file)) throw new Error(`no reference outputs at ${file}; run through bench/run.ts`);
+  return JSON.parse(readFileSync(file, 'utf8')) as ReferenceOutputs;
+}
+
+/** The largest |difference| between `r`'s softmax outputs and the reference's, on the same test samples. */
+async function referenceDiff(r: Runner, d: BenchData, ref: ReferenceOutputs): Promise<number> {
+  const got = await r.predict(sliceX(d.testX, 0, ref.samples), ref.samples);
+  if (got.length !== ref.probs.length) throw new Error(`predict returned ${got.length} values for ${ref.samples} samples, the reference has ${ref.probs.length}`);
+  let diff = 0;
+  for (let i = 0; i < got.length; i++) diff = Math.max(diff, Math.abs(got[i] - ref.probs[i]));
+  return Number.isNaN(got.reduce((a, x) => a + x, 0)) ? Infinity : diff;
+}
+
 /** A system's entry point in a child process: build it (timed as setup), then measure. Its table label lives in run.ts. */
 export interface SystemDef {
   readonly id: string;
   readonly notes?: string[];
   readonly measure?: MeasureOptions;
+  /** Check the initial outputs against the reference in `file` before timing; fail the row above `maxAbsDiff`. */
+  readonly reference?: { readonly file: string; readonly maxAbsDiff: number };
   /** Build the runner, or return a string saying why this system cannot run (e.g. 'not built yet'). */
-  setup(d: BenchData, log: (line: string) => void): Promise<Runner | { notBuilt: string } | { failed: string } | { compile: CompileStat[] }>;
+  setup(d: BenchData, log: (line: string) => void): Promise<Runner | { notBuilt: string } | { failed: string } | { compile: CompileStat[] } | { seqScaling: SeqScalingStat[] }>;
 }
 
 export async function runSystem(def: SystemDef, system: string, d: BenchData, log: (line: string) => void): Promise<SystemResult> {
@@ -393,11 +459,28 @@ export async function runSystem(def: SystemDef, system: string, d: BenchData, lo
       rss.stop();
       return { ...base, status: 'ok', modes: [], compile: r.compile, peakRssMB: rss.peak / MB, setupMs };
     }
+    if ('seqScaling' in r) {
+      rss.stop();
+      return { ...base, status: 'ok', modes: [], seqScaling: r.seqScaling, peakRssMB: rss.peak / MB, setupMs };
+    }
     log(`setup ${setupMs.toFixed(0)} ms`);
+    let refMaxAbsDiff: number | undefined;
+    if (def.reference) {
+      const ref = loadReference(def.reference.file);
+      refMaxAbsDiff = await referenceDiff(r, d, ref);
+      const ok = refMaxAbsDiff <= def.reference.maxAbsDiff;
+      log(`initial outputs on ${ref.samples} test samples: max |this - ${ref.by}| = ${refMaxAbsDiff.toExponential(2)} ${ok ? 'ok' : `ABOVE ${def.reference.maxAbsDiff.toExponential(0)}`}`);
+      if (!ok) {
+        r.dispose?.();
+        rss.stop();
+        const reason = `NOT THE SAME MODEL: its softmax outputs at the initial weights differ from ${ref.by}'s by up to ${refMaxAbsDiff.toExponential(2)} (limit ${def.reference.maxAbsDiff.toExponential(0)}; ${ref.samples} test samples); not timed`;
+        return { ...base, status: 'failed', reason, modes: [], peakRssMB: rss.peak / MB, refMaxAbsDiff };
+      }
+    }
     const m = await measure(r, d, rss, { ...def.measure, log });
     r.dispose?.();
     rss.stop();
-    return { ...base, status: 'ok', ...m, peakRssMB: rss.peak / MB, setupMs };
+    return { ...base, status: 'ok', ...m, peakRssMB: rss.peak / MB, setupMs, refMaxAbsDiff };
   } catch (e) {
     rss.stop();
     const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);

@@ -15,17 +15,24 @@ import { CLASSES, initialWeights, TRAIN_BATCH } from './common.ts';
 
 /**
  * `m`'s train step and predict on `backend` through the public API, starting from `weights` (in
- * `m.weightInfo` order); the ResNet rows (bench/dlc-resnet.ts) use it too.
+ * `m.weightInfo` order); the ResNet and LSTM rows (bench/dlc-resnet.ts, bench/dlc-lstm.ts) use it
+ * too. `inputShape` is the per-sample shape the 784 pixels are fed as ([28, 28] for the LSTM: 28
+ * time steps of 28 pixels, the same memory).
  */
-export function modelRunner(m: LayersModel, backend: BackendName, weights: readonly { data: Float32Array; shape: readonly number[] }[]): Runner {
+export function modelRunner(
+  m: LayersModel,
+  backend: BackendName,
+  weights: readonly { data: Float32Array; shape: readonly number[] }[],
+  inputShape: readonly number[] = [28, 28, 1],
+): Runner {
   m.setWeights(weights.map((w) => tensor(w.data.slice(), w.shape, 'f32')));
   return {
     async trainStep(x: Float32Array, y: Int32Array): Promise<number> {
-      const r = await m.trainOnBatch(tensor(x, [y.length, 28, 28, 1], 'f32'), tensor(y, [y.length], 'i32'), { backend, batchSize: TRAIN_BATCH });
+      const r = await m.trainOnBatch(tensor(x, [y.length, ...inputShape], 'f32'), tensor(y, [y.length], 'i32'), { backend, batchSize: TRAIN_BATCH });
       return r.loss;
     },
     async predict(x: Float32Array, n: number): Promise<Float32Array> {
-      const p = await m.predict(tensor(x, [n, 28, 28, 1], 'f32'), { backend, batchSize: n });
+      const p = await m.predict(tensor(x, [n, ...inputShape], 'f32'), { backend, batchSize: n });
       if (p.data.length !== n * CLASSES) throw new Error(`dlc predict returned ${p.data.length} values for ${n} samples`);
       return p.data as Float32Array;
     },

@@ -12,21 +12,33 @@
  * weights for the children), and prints dlc's train-step compile times and kernel counts
  * (`dlc-compile`) for the ResNet, the autoencoder example and the CNN.
  *
- * Options: `--only id,id` runs a subset (ids, or the groups `cnn`, `resnet`, `compile`; e.g.
- * `--only resnet,dlc-wasm`); `--timeout s` bounds each child (default 240 s). `dlc-webgpu-resnet`
- * is not in the default run (on lavapipe, this machine's CPU Vulkan driver, its first step alone
- * takes a minute or more: lavapipe compiles a pipeline per kernel): name it in `--only` (or `--with
- * dlc-webgpu-resnet` to add it to the default set); its own time limit is 600 s.
+ * The LSTM example (examples/mnist-lstm.ts; rows of modes `lstm train b32` and `lstm infer b32`)
+ * runs the same way in dlc, in TF.js (tf.layers.lstm, rebuilt from the spec) and in jax-js (the
+ * recurrence unrolled by hand: jax-js has no scan), all from dlc's initial weights; before timing,
+ * each compares its softmax outputs on a batch at those weights with dlc's (computed once by the
+ * parent) and fails its row, untimed, if they differ anywhere by more than 1e-4. `dlc-lstm-seq`
+ * prints a second table: the LSTM's train step at T = 28, 140 and 280 time steps (kernel count,
+ * arena bytes, compile times).
+ *
+ * Options: `--only id,id` runs a subset (ids, or the groups `cnn`, `resnet`, `lstm`, `compile`;
+ * e.g. `--only resnet,dlc-wasm`); `--timeout s` bounds each child (default 240 s).
+ * `dlc-webgpu-resnet` and `dlc-webgpu-lstm` are not in the default run (on lavapipe, this machine's
+ * CPU Vulkan driver, their first step alone takes half a minute to a minute or more: lavapipe
+ * compiles a pipeline per kernel): name them in `--only` (or `--with dlc-webgpu-lstm` to add one to
+ * the default set or a group); their own time limit is 600 s.
  * Exit status 1 if any system that trained did not lower its loss (a broken step is not a result),
- * or if the systems of one model disagree on their outputs at the shared initial weights (a layout
- * bug) or on the loss of their first train step (same weights, same batch: a bug on one side).
+ * if the systems of one model disagree on their outputs at the shared initial weights (a layout
+ * bug) or on the loss of their first train step (same weights, same batch: a bug on one side), if
+ * an LSTM row's initial outputs are more than 1e-4 from dlc's, or if the LSTM's kernel count
+ * changes with the sequence length.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { CompileStat, Mode, ModeResult, SystemDef, SystemResult } from './common.ts';
+import type { CompileStat, Mode, ModeResult, SeqScalingStat, SystemDef, SystemResult } from './common.ts';
 import {
+  CLASSES,
   FWD_FLOPS,
   forwardMacsPerSample,
   isTrainMode,
@@ -37,11 +49,11 @@ import {
   INFER_WARMUP,
   loadBenchData,
   LOSS_SAMPLES,
-  PROBE_SAMPLES,
   probeDistance,
   PIXELS,
   runSystem,
   saveBenchData,
+  saveReference,
   TEST_SAMPLES,
   TRAIN_BATCH,
   TRAIN_FLOPS,
@@ -49,7 +61,15 @@ import {
   TRAIN_STEPS,
   TRAIN_WARMUP,
 } from './common.ts';
-import { describeSpec, RESNET_SPEC_FILE, saveModelSpec } from './model-spec.ts';
+import { describeSpec, LSTM_REFERENCE, LSTM_SPEC_FILE, RESNET_SPEC_FILE, saveModelSpec } from './model-spec.ts';
+
+type Group = 'cnn' | 'resnet' | 'lstm' | 'compile';
+/** The groups whose rows run one model each and are cross-checked (initial outputs, first train-step loss). */
+const MODEL_GROUPS = ['cnn', 'resnet', 'lstm'] as const;
+type ModelGroup = (typeof MODEL_GROUPS)[number];
+const GROUP_WHAT: Record<ModelGroup, string> = { cnn: 'reference CNN', resnet: 'ResNet', lstm: 'LSTM' };
+/** The dlc-wasm row of each model, which the ratio column divides by and the cross-checks compare with. */
+const DLC_WASM_OF: Record<ModelGroup, string> = { cnn: 'dlc-wasm', resnet: 'dlc-wasm-resnet', lstm: 'dlc-wasm-lstm' };
 
 /**
  * The rows, in table order. Each system's module is imported only by its own child process (the
@@ -60,7 +80,7 @@ interface Entry {
   readonly id: string;
   readonly system: string;
   /** Which model it runs: rows of one group are cross-checked against each other. */
-  readonly group: 'cnn' | 'resnet' | 'compile';
+  readonly group: Group;
   /** False: only run when named in --only / --with. */
   readonly byDefault?: boolean;
   /** Child time limit when --timeout is not given (default 240 s). */
@@ -77,17 +97,24 @@ const SYSTEMS: readonly Entry[] = [
   { id: 'dlc-wasm-resnet', system: 'dlc (wasm)', group: 'resnet', load: async () => (await import('./dlc-resnet.ts')).dlcWasmResnet },
   { id: 'dlc-webgpu-resnet', system: 'dlc (webgpu; CPU driver here, not a GPU)', group: 'resnet', byDefault: false, timeoutS: 600, load: async () => (await import('./dlc-resnet.ts')).dlcWebgpuResnet },
   { id: 'tfjs-wasm-resnet', system: 'TF.js 4.22 layers, wasm + our Conv2DBackpropFilter', group: 'resnet', load: async () => (await import('./peers/tfjs.ts')).tfjsWasmResnet },
+  { id: 'dlc-wasm-lstm', system: 'dlc (wasm)', group: 'lstm', load: async () => (await import('./dlc-lstm.ts')).dlcWasmLstm },
+  { id: 'dlc-webgpu-lstm', system: 'dlc (webgpu; CPU driver here, not a GPU)', group: 'lstm', byDefault: false, timeoutS: 600, load: async () => (await import('./dlc-lstm.ts')).dlcWebgpuLstm },
+  { id: 'jax-lstm', system: 'jax-js 0.1.25 wasm, 28 steps unrolled by hand', group: 'lstm', load: async () => (await import('./peers/jax.ts')).jaxLstm },
+  { id: 'tfjs-wasm-lstm', system: 'TF.js 4.22 layers (tf.layers.lstm), wasm', group: 'lstm', load: async () => (await import('./peers/tfjs.ts')).tfjsWasmLstm },
+  { id: 'dlc-lstm-seq', system: 'dlc LSTM train step vs sequence length', group: 'lstm', load: async () => (await import('./dlc-lstm.ts')).dlcLstmSeq },
   { id: 'dlc-compile', system: 'dlc train-step compile', group: 'compile', load: async () => (await import('./dlc-resnet.ts')).dlcCompile },
 ];
 /** The rows the ratio column divides by: dlc-wasm of the same mode. */
-const DLC_WASM_IDS = new Set(['dlc-wasm', 'dlc-wasm-resnet']);
+const DLC_WASM_IDS = new Set(Object.values(DLC_WASM_OF));
+/** Children that print a table of their own instead of model rows (and need no model spec). */
+const OWN_TABLE = new Set(['dlc-compile', 'dlc-lstm-seq']);
 
-/** `--only` / `--with` names: system ids, or a group (cnn, resnet, compile: its default systems). */
+/** `--only` / `--with` names: system ids, or a group (cnn, resnet, lstm, compile: its default systems). */
 function pick(names: readonly string[], flag: string): Entry[] {
   const out: Entry[] = [];
   for (const n of names) {
     const hit = SYSTEMS.filter((s) => s.id === n || (s.group === n && s.byDefault !== false));
-    if (!hit.length) throw new Error(`bench: ${flag} ${n}: known systems are ${SYSTEMS.map((s) => s.id).join(', ')}; groups are cnn, resnet, compile`);
+    if (!hit.length) throw new Error(`bench: ${flag} ${n}: known systems are ${SYSTEMS.map((s) => s.id).join(', ')}; groups are cnn, resnet, lstm, compile`);
     for (const h of hit) if (!out.includes(h)) out.push(h);
   }
   return SYSTEMS.filter((s) => out.includes(s)); // table order
@@ -179,13 +206,13 @@ interface Row {
   cells: string[];
 }
 
-function buildRows(results: readonly SystemResult[]): { header: string[]; rows: Row[] } {
+function buildRows(results: readonly SystemResult[], extraCheck: ReadonlyMap<string, string> = new Map()): { header: string[]; rows: Row[] } {
   const header = ['system', 'mode', 'samples/s', 'ms/step (median)', 'GFLOP/s', 'peak RSS MB', 'dlc-wasm ÷ this', 'check'];
   const dlc = results.filter((r) => DLC_WASM_IDS.has(r.id) && r.status === 'ok');
   const dlcMode = (m: Mode): ModeResult | undefined => dlc.flatMap((r) => r.modes).find((x) => x.mode === m);
   const rows: Row[] = [];
   for (const r of results) {
-    if (r.compile) continue; // the compile table is printed on its own
+    if (r.compile || r.seqScaling) continue; // printed as tables of their own
     if (r.status !== 'ok') {
       const what = r.status === 'not built' ? `**${r.reason ?? 'not built yet'}**` : `**FAILED**: ${r.reason ?? 'unknown error'}`;
       rows.push({ cells: [r.system, 'all', '—', '—', '—', r.peakRssMB ? fmt(r.peakRssMB, 0) : '—', 'n/a', what] });
@@ -201,7 +228,8 @@ function buildRows(results: readonly SystemResult[]): { header: string[]; rows: 
       if (lc) {
         check = `${lc.what} ${lc.before.toFixed(3)} → ${lc.after.toFixed(3)} ${lc.ok ? 'ok' : '**LOSS DID NOT DROP**'}`;
       }
-      const stepsNote = m.mode === 'infer b1' ? `${m.steps} samples` : `${m.steps} batches`;
+      const extra = extraCheck.get(`${r.id}|${m.mode}`);
+      const stepsNote = (m.mode === 'infer b1' ? `${m.steps} samples` : `${m.steps} batches`) + (extra ? `; ${extra}` : '');
       rows.push({
         cells: [
           i === 0 ? r.system : '',
@@ -245,23 +273,33 @@ async function parent(): Promise<number> {
   const systems = SYSTEMS.filter((s) => base.includes(s) || added.includes(s));
   const groupOf = new Map(SYSTEMS.map((s) => [s.id, s.group]));
 
-  // The ResNet's spec (layers, compile config, initial weights) for its children, from the dlc model.
+  // The ResNet's and the LSTM's specs (layers, compile config, initial weights) for their children, from the dlc models.
   mkdirSync(TMP, { recursive: true });
-  rmSync(RESNET_SPEC_FILE, { force: true });
-  let resnetLine: string | null = null;
-  let resnetSpecError: string | null = null;
-  if (systems.some((s) => s.group === 'resnet')) {
+  const specLines: string[] = [];
+  const specError = new Map<Group, string>();
+  let lstmModel: import('../compiler/index.ts').LayersModel | null = null;
+  rmSync(LSTM_REFERENCE.file, { force: true });
+  for (const group of ['resnet', 'lstm'] as const) {
+    const file = group === 'resnet' ? RESNET_SPEC_FILE : LSTM_SPEC_FILE;
+    rmSync(file, { force: true });
+    if (!systems.some((s) => s.group === group && !OWN_TABLE.has(s.id))) continue;
     try {
       const { modelSpec } = await import('./model-spec.ts');
-      const { model } = await import('../examples/mnist-resnet.ts');
+      const { model } = group === 'resnet' ? await import('../examples/mnist-resnet.ts') : await import('../examples/mnist-lstm.ts');
       const { spec, weights } = modelSpec(model);
-      saveModelSpec(RESNET_SPEC_FILE, spec, weights);
+      saveModelSpec(file, spec, weights);
+      if (group === 'lstm') lstmModel = model;
       const fwd = 2 * spec.fwdMacsPerSample;
       const o = spec.optimizer;
-      resnetLine = `ResNet example (examples/mnist-resnet.ts, rows "resnet train b32"): ${describeSpec(spec)}; Adam lr ${o.learningRate}, sparse categorical cross-entropy; forward ${fmt(fwd / 1e6, 2)} MFLOP/sample (convs and dense layers only; BatchNormalization, ReLU, Add, pooling not counted), training 3× = ${fmt((3 * fwd) / 1e6, 2)} MFLOP. TF.js builds the same graph from the dlc model and starts from dlc's initial weights. Check column: the train step's own loss (batch statistics), mean of the first ${LOSS_ENDS} steps → mean of the last ${LOSS_ENDS}; the test loss through predict (moving statistics) is in the notes.`;
+      specLines.push(
+        group === 'resnet'
+          ? `ResNet example (examples/mnist-resnet.ts, rows "resnet train b32"): ${describeSpec(spec)}; Adam lr ${o.learningRate}, sparse categorical cross-entropy; forward ${fmt(fwd / 1e6, 2)} MFLOP/sample (convs and dense layers only; BatchNormalization, ReLU, Add, pooling not counted), training 3× = ${fmt((3 * fwd) / 1e6, 2)} MFLOP. TF.js builds the same graph from the dlc model and starts from dlc's initial weights. Check column: the train step's own loss (batch statistics), mean of the first ${LOSS_ENDS} steps → mean of the last ${LOSS_ENDS}; the test loss through predict (moving statistics) is in the notes.`
+          : `LSTM example (examples/mnist-lstm.ts, rows "lstm train b32" and "lstm infer b32"): each digit as 28 time steps of 28 pixels; ${describeSpec(spec)}; Adam lr ${o.learningRate}, sparse categorical cross-entropy; forward ${fmt(fwd / 1e6, 2)} MFLOP/sample (the input projection and recurrent matmuls of every step and the dense layer; gates not counted), training 3× = ${fmt((3 * fwd) / 1e6, 2)} MFLOP. TF.js (tf.layers.lstm) and jax-js (the cell written out 28 times) start from dlc's initial weights. Check column: test loss before → after training, as for the CNN; before timing, every row's softmax outputs at the initial weights (${INFER_BATCH} test digits × ${CLASSES} classes) are compared with dlc-wasm's (computed once here), and a row more than ${LSTM_REFERENCE.maxAbsDiff.toExponential(0)} away anywhere fails untimed; the "lstm infer b32" line gives the largest |difference|.`,
+      );
     } catch (e) {
-      resnetSpecError = e instanceof Error ? e.message : String(e);
-      console.error(`bench: cannot build the ResNet spec: ${resnetSpecError}`);
+      const msg = e instanceof Error ? e.message : String(e);
+      specError.set(group, msg);
+      console.error(`bench: cannot build the ${group} spec: ${msg}`);
     }
   }
 
@@ -274,7 +312,7 @@ async function parent(): Promise<number> {
     `FLOPs per sample: forward ${fmt(FWD_FLOPS / 1e6, 2)} MFLOP (${fmt(macs / 1e6, 3)} M multiply-adds in the convs and dense layers, ×2); training counted as 3× forward = ${fmt(TRAIN_FLOPS / 1e6, 2)} MFLOP.`,
     `Protocol: train ${TRAIN_WARMUP} warm-up + ${TRAIN_STEPS} timed steps at batch ${TRAIN_BATCH}; infer batch ${INFER_BATCH}: ${INFER_WARMUP} warm-up + ${INFER_BATCHES} timed batches; infer batch 1: ${INFER1_WARMUP} warm-up + ${INFER1_SAMPLES} timed samples. ms/step is the median; host→device copies and the read-back of results are inside the timed step. Each system runs in its own process; peak RSS is that process's.`,
     `Numbers are single-threaded (every system runs one wasm thread) and noisy (shared VM; expect ±10% run to run).`,
-    ...(resnetLine ? [resnetLine] : []),
+    ...specLines,
   ];
   console.log(`dlc bench\n${headerLines.map((l) => `  ${l}`).join('\n')}\n`);
 
@@ -286,24 +324,38 @@ async function parent(): Promise<number> {
     testX: (m.test.x.data as Float32Array).slice(0, TEST_SAMPLES * PIXELS),
     testY: (m.test.y.data as Int32Array).slice(0, TEST_SAMPLES),
   });
+  // The LSTM's reference outputs at the initial weights (dlc, wasm), which each LSTM child checks before timing.
+  if (lstmModel) {
+    try {
+      const { tensor } = await import('../compiler/index.ts');
+      const x = tensor((m.test.x.data as Float32Array).slice(0, INFER_BATCH * PIXELS), [INFER_BATCH, 28, 28], 'f32');
+      const p = await lstmModel.predict(x, { backend: 'wasm', batchSize: INFER_BATCH });
+      saveReference(LSTM_REFERENCE.file, { by: 'dlc (wasm)', samples: INFER_BATCH, probs: [...(p.data as Float32Array)] });
+      await lstmModel.dispose();
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      specError.set('lstm', `no reference outputs: ${msg}`);
+      console.error(`bench: cannot compute the LSTM's reference outputs: ${msg}`);
+    }
+  }
 
   const results: SystemResult[] = [];
   for (const def of systems) {
     const ts = performance.now();
     console.error(`→ ${def.id}: ${def.system}`);
+    const noSpec = OWN_TABLE.has(def.id) ? undefined : specError.get(def.group);
     const r: SystemResult =
-      def.group === 'resnet' && resnetSpecError !== null
-        ? { id: def.id, system: def.system, notes: [], status: 'failed', reason: `ResNet not translated: ${resnetSpecError}`, modes: [] }
+      noSpec !== undefined
+        ? { id: def.id, system: def.system, notes: [], status: 'failed', reason: `${def.group} rows not run: ${noSpec}`, modes: [] }
         : await runChild(def, Number(timeoutArg ?? def.timeoutS ?? 240));
     console.error(`  ${def.id} done in ${fmt((performance.now() - ts) / 1000, 1)} s (${r.status}${r.reason ? `: ${r.reason}` : ''})`);
     results.push(r);
   }
 
-  const { header, rows } = buildRows(results);
   const notes: string[] = [];
   for (const r of results) {
     for (const n of r.notes) if (!notes.includes(n)) notes.push(n);
-    if (r.status !== 'ok' || r.compile) continue;
+    if (r.status !== 'ok' || r.compile || r.seqScaling) continue;
     const bits: string[] = [];
     const resnet = groupOf.get(r.id) === 'resnet';
     if (r.lossBefore !== undefined) bits.push(`loss on ${LOSS_SAMPLES} test samples${resnet ? ' (predict: moving statistics)' : ''} at the initial weights ${r.lossBefore.toFixed(6)}${r.lossAfter !== undefined ? `, after ${TRAIN_WARMUP + TRAIN_STEPS} steps ${r.lossAfter.toFixed(4)}` : ''}`);
@@ -318,9 +370,12 @@ async function parent(): Promise<number> {
   // And the same batch: the first train step's loss (batch statistics for BatchNormalization) must agree.
   let layoutMismatch = false;
   let firstLossMismatch = false;
-  for (const group of ['cnn', 'resnet'] as const) {
-    const ok = results.filter((r) => r.status === 'ok' && groupOf.get(r.id) === group);
-    const what = group === 'cnn' ? 'reference CNN' : 'ResNet';
+  let lstmMismatch = false;
+  /** Extra text for a row's check cell, by system id and mode. */
+  const extraCheck = new Map<string, string>();
+  for (const group of MODEL_GROUPS) {
+    const ok = results.filter((r) => r.status === 'ok' && groupOf.get(r.id) === group && !OWN_TABLE.has(r.id));
+    const what = GROUP_WHAT[group];
     const probed = ok.filter((r) => r.initProbe);
     if (probed.length > 1) {
       const ref = probed[0];
@@ -329,7 +384,7 @@ async function parent(): Promise<number> {
       const bad = dist.filter(([, x]) => x > 1e-2).map(([id]) => id);
       if (bad.length) layoutMismatch = true;
       notes.push(
-        `initial-weight cross-check (${what}): softmax outputs at the shared initial weights (first ${PROBE_SAMPLES} test samples) match ${ref.id}'s to ${worst.toExponential(1)} relative to their deviation from uniform` +
+        `initial-weight cross-check (${what}): softmax outputs at the shared initial weights (first ${ref.initProbe!.length / CLASSES} test samples) match ${ref.id}'s to ${worst.toExponential(1)} relative to their deviation from uniform` +
           (bad.length ? ` — **MISMATCH for ${bad.join(', ')}: it does not compute the same model from the same weights**` : ''),
       );
     }
@@ -346,17 +401,46 @@ async function parent(): Promise<number> {
           (bad.length ? ` — **MISMATCH for ${bad.join(', ')}: the train steps do not compute the same loss**` : ''),
       );
     }
+    // The LSTM: each child compared its softmax outputs on a batch at the initial weights with dlc's before timing.
+    if (group === 'lstm') {
+      const checked = results.filter((r) => groupOf.get(r.id) === 'lstm' && r.refMaxAbsDiff !== undefined);
+      for (const r of checked) {
+        const bad = !(r.refMaxAbsDiff! <= LSTM_REFERENCE.maxAbsDiff);
+        if (bad) lstmMismatch = true;
+        extraCheck.set(`${r.id}|lstm infer b32`, `init max |Δp| vs dlc ${r.refMaxAbsDiff!.toExponential(1)}`);
+      }
+      if (checked.length) {
+        notes.push(
+          `LSTM prediction check (before timing): max |softmax difference| from dlc (wasm, computed in the parent) at the shared initial weights over ${INFER_BATCH} test digits × ${CLASSES} classes: ${checked.map((r) => `${r.id} ${r.refMaxAbsDiff!.toExponential(1)}${r.refMaxAbsDiff! <= LSTM_REFERENCE.maxAbsDiff ? '' : ' **MISMATCH: not timed**'}`).join(', ')} (limit ${LSTM_REFERENCE.maxAbsDiff.toExponential(0)})`,
+        );
+      }
+    }
   }
+  const { header, rows } = buildRows(results, extraCheck);
   const compile = results.flatMap((r) => (r.status === 'ok' && r.compile ? r.compile : []));
   const compileText = compile.length ? compileTable(compile) : '';
+  const seq = results.flatMap((r) => (r.status === 'ok' && r.seqScaling ? r.seqScaling : []));
+  const seqTable = seq.length ? seqScalingTable(seq) : null;
+  const seqText = seqTable?.text ?? '';
   // The ratio column's reference row for each model that ran.
-  const refs = (['cnn', 'resnet'] as const).filter((g) => results.some((r) => groupOf.get(r.id) === g)).map((g) => (g === 'cnn' ? 'dlc-wasm' : 'dlc-wasm-resnet'));
+  const refs = MODEL_GROUPS.filter((g) => results.some((r) => groupOf.get(r.id) === g && !OWN_TABLE.has(r.id))).map((g) => DLC_WASM_OF[g]);
   const missingRefs = refs.filter((id) => results.find((r) => r.id === id)?.status !== 'ok');
   for (const id of [...missingRefs].reverse()) notes.unshift(`${id} has no numbers (see its row${results.some((r) => r.id === id) ? '' : '; not run in this invocation'}): the ratio column is n/a for its mode until it runs.`);
 
   const text = textTable(header, rows);
-  console.log(`\n${text}\n${compileText ? `\n${compileText}\n` : ''}\nNotes:\n${notes.map((n) => `  - ${n}`).join('\n')}`);
-  const md = [`## Benchmark: MNIST convnet`, '', ...headerLines.map((l) => `${l}  `), '', mdTable(header, rows), '', ...(compileText ? ['```', compileText, '```', ''] : []), ...notes.map((n) => `- ${n}`), ''].join('\n');
+  console.log(`\n${text}\n${compileText ? `\n${compileText}\n` : ''}${seqText ? `\n${seqText}\n` : ''}\nNotes:\n${notes.map((n) => `  - ${n}`).join('\n')}`);
+  const md = [
+    `## Benchmark: MNIST convnet`,
+    '',
+    ...headerLines.map((l) => `${l}  `),
+    '',
+    mdTable(header, rows),
+    '',
+    ...(compileText ? ['```', compileText, '```', ''] : []),
+    ...(seqText ? ['```', seqText, '```', ''] : []),
+    ...notes.map((n) => `- ${n}`),
+    '',
+  ].join('\n');
   writeFileSync(path.join(TMP, 'bench.md'), md);
   for (const id of missingRefs) {
     const r = results.find((x) => x.id === id);
@@ -367,11 +451,13 @@ async function parent(): Promise<number> {
   const broken = results.filter((r) => r.status === 'ok' && lossCheck(r)?.ok === false);
   if (layoutMismatch) console.error('\nINITIAL OUTPUTS DISAGREE: the systems do not compute the same model from the same weights.');
   if (firstLossMismatch) console.error('\nFIRST TRAIN-STEP LOSSES DISAGREE: the systems do not compute the same train step from the same weights and batch.');
+  if (lstmMismatch) console.error(`\nLSTM PREDICTIONS DISAGREE: some system's softmax outputs at dlc's initial weights differ from dlc's by more than ${LSTM_REFERENCE.maxAbsDiff.toExponential(0)} (see its row and the notes): it is not the same model, so it was not timed.`);
+  if (seqTable?.kernelsGrow) console.error('\nLSTM KERNEL COUNT GROWS WITH THE SEQUENCE LENGTH: the recurrence is not compiled as one loop.');
   if (broken.length) {
     console.error(`\nBROKEN TRAIN STEP: loss did not drop for ${broken.map((r) => r.id).join(', ')}; their timings are not meaningful.`);
     return 1;
   }
-  return layoutMismatch || firstLossMismatch ? 1 : 0;
+  return layoutMismatch || firstLossMismatch || lstmMismatch || seqTable?.kernelsGrow ? 1 : 0;
 }
 
 /** dlc's train-step compile times and kernel counts (the dlc-compile child), as text. */
@@ -403,6 +489,51 @@ function compileTable(stats: readonly CompileStat[]): string {
     ...rows.map(line),
     'compileStep = frontend + autodiff + simplify + fuse + memory plan (compiler/pipeline.ts), in a fresh process: "cold" is each model\'s first compile there (the first model also pays the compiler\'s JIT warm-up), "warm" the best of 3 repeats. The wasm backend then runs emitWasm (binaryen codegen and optimisation) and WebAssembly.compile (V8), timed here apart (best of 3); the first trainOnBatch does all of it once more, plus instantiation and one step (the models run in table order, so only the first pays for binaryen\'s warm-up; each row\'s "first train step" note has the cold figure).',
   ].join('\n');
+}
+
+/**
+ * The LSTM's train step against sequence length (the dlc-lstm-seq child), as text; `kernelsGrow`
+ * when the kernel count is not the same at every length (the recurrence is then not one loop).
+ */
+function seqScalingTable(stats: readonly SeqScalingStat[]): { text: string; kernelsGrow: boolean } {
+  const MiB = 2 ** 20;
+  const header = ['LSTM(128) train step, batch 32, T steps', 'kernels', 'scan loops × steps', 'arena MiB', 'arena KiB per added step', 'compileStep ms', 'emitWasm ms', 'Wasm KiB', 'WebAssembly.compile ms', 'first trainOnBatch ms', 'later steps ms'];
+  const rows = stats.map((s, i) => {
+    const prev = stats[i - 1];
+    const perStep = prev ? (s.arenaBytes - prev.arenaBytes) / (s.T - prev.T) : undefined;
+    return [
+      `T = ${s.T}`,
+      String(s.kernels),
+      `${s.loopLengths.length} × ${[...new Set(s.loopLengths)].join('/')}`,
+      fmt(s.arenaBytes / MiB, 2),
+      perStep !== undefined ? fmt(perStep / 1024, 1) : '—',
+      fmt(s.compileStepMs, 0),
+      fmt(s.emitWasmMs, 0),
+      fmt(s.wasmBytes / 1024, 0),
+      fmt(s.v8CompileMs, 0),
+      fmt(s.firstStepMs, 0),
+      fmt(s.stepMs, 0),
+    ];
+  });
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+  const line = (cs: string[]) => cs.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const kernels = [...new Set(stats.map((s) => s.kernels))];
+  const kernelsGrow = kernels.length > 1;
+  const first = stats[0];
+  const last = stats[stats.length - 1];
+  const notes: string[] = [];
+  if (kernelsGrow) notes.push(`KERNEL COUNT CHANGES WITH T (${stats.map((s) => `${s.kernels} at T = ${s.T}`).join(', ')}): the recurrence is not compiled as one loop.`);
+  else notes.push(`${kernels[0]} kernels at every length: the forward and backward recurrences are one loop each, whatever T.`);
+  if (stats.length > 1) {
+    const perStep = (last.arenaBytes - first.arenaBytes) / (last.T - first.T);
+    const fixed = first.arenaBytes - perStep * first.T;
+    notes.push(`Arena from T = ${first.T} to T = ${last.T}: ${fmt(first.arenaBytes / MiB, 2)} → ${fmt(last.arenaBytes / MiB, 2)} MiB, ${fmt(perStep / 1024, 1)} KiB per time step at batch 32 (${fmt(perStep / TRAIN_BATCH / 4, 0)} floats per sample per step) plus ${fmt(fixed / MiB, 2)} MiB that does not depend on T (weights, Adam slots, per-step buffers).`);
+  }
+  const tb = last.timeBuffers;
+  if (tb) notes.push(`At T = ${last.T}, the ${tb.count} buffers with a time axis (${tb.shapes.join(', ')}) take ${fmt(tb.bytes / MiB, 2)} of the ${fmt(last.arenaBytes / MiB, 2)} MiB (their sum without liveness reuse).`);
+  notes.push('compileStep = frontend + autodiff + simplify + fuse + memory plan; it, emitWasm (binaryen) and WebAssembly.compile are the best of 5, after 5 warm-up compiles in the same process (binaryen takes several to warm up). "first trainOnBatch" is a fresh model\'s first step on wasm: all of it again, instantiation, and one step; "later steps" the median of the next 3 (MNIST rows run on as sequences).');
+  return { text: [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line), ...notes].join('\n'), kernelsGrow };
 }
 
 const childId = arg('--child');

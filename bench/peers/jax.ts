@@ -12,11 +12,16 @@
  * so arrays used again are passed as `.ref` and `Array.data()` consumes the array it reads. The step
  * consumes the old parameters and optimizer slots and returns new ones, so nothing accumulates.
  * In Node 20 there is no global `Worker`, so the wasm device runs single-threaded.
+ *
+ * `jax-lstm` is the LSTM example (examples/mnist-lstm.ts) from dlc's initial weights (the model
+ * spec the parent writes): jax-js has no `lax.scan`, so the cell is written out once per time step
+ * and `jit` traces all 28 copies (and their gradients) into one program; same Adam as above.
  */
 import type { Array as JaxArray } from '@jax-js/jax';
 import { blockUntilReady, defaultDevice, init, jit, lax, nn, numpy as np, tree, valueAndGrad } from '@jax-js/jax';
 import type { BenchData, Runner, SystemDef, WeightInit } from '../common.ts';
 import { CLASSES, CONVS, FLAT, HIDDEN, initialWeights, KSIZE, LEARNING_RATE } from '../common.ts';
+import { loadModelSpec, LSTM_REFERENCE, LSTM_SPEC_FILE } from '../model-spec.ts';
 
 type Params = JaxArray[];
 type Form = 'conv' | 'im2col';
@@ -117,8 +122,21 @@ function forwardIm2col(p: Params, x: JaxArray): JaxArray {
 
 // ------------------------------------------------------------------------------------ the step
 
-function makeRunner(form: Form): Runner {
-  const forward = form === 'conv' ? forwardConv : forwardIm2col;
+interface AdamConfig {
+  readonly learningRate: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+}
+const CNN_ADAM: AdamConfig = { learningRate: LEARNING_RATE, beta1: BETA1, beta2: BETA2, epsilon: EPS };
+
+/**
+ * The train step and predict of `forward` (params, x [n, ...inputShape]) -> logits [n, 10], from
+ * `initial` (consumed). `label` names the model in errors; `reportLoss`: whether trainStep returns
+ * the step's loss (the LSTM's, cross-checked against the other systems).
+ */
+function makeRunner(label: string, forward: (p: Params, x: JaxArray) => JaxArray, initial: Params, inputShape: readonly number[], adam: AdamConfig, reportLoss = false): Runner {
+  const { beta1, beta2, epsilon } = adam;
   const lossFn = (p: Params, x: JaxArray, y: JaxArray): JaxArray => {
     const logp = nn.logSoftmax(forward(p, x), -1);
     const n = y.shape[0];
@@ -132,9 +150,9 @@ function makeRunner(form: Form): Runner {
     const v2: Params = [];
     for (let i = 0; i < p.length; i++) {
       const gi = g[i];
-      const mi = m[i].mul(BETA1).add(gi.ref.mul(1 - BETA1));
-      const vi = v[i].mul(BETA2).add(gi.ref.mul(gi).mul(1 - BETA2));
-      p2.push(p[i].sub(lrT.ref.mul(mi.ref).div(np.sqrt(vi.ref).add(EPS))));
+      const mi = m[i].mul(beta1).add(gi.ref.mul(1 - beta1));
+      const vi = v[i].mul(beta2).add(gi.ref.mul(gi).mul(1 - beta2));
+      p2.push(p[i].sub(lrT.ref.mul(mi.ref).div(np.sqrt(vi.ref).add(epsilon))));
       m2.push(mi);
       v2.push(vi);
     }
@@ -143,15 +161,15 @@ function makeRunner(form: Form): Runner {
   });
   const predictFn = jit((p: Params, x: JaxArray) => nn.softmax(forward(p, x), -1));
 
-  let params = initParams(form);
+  let params = initial;
   let m: Params = params.map((q) => np.zeros(q.shape));
   let v: Params = params.map((q) => np.zeros(q.shape));
   let t = 0;
   return {
-    async trainStep(x: Float32Array, y: Int32Array): Promise<void> {
+    async trainStep(x: Float32Array, y: Int32Array): Promise<number | void> {
       t++;
-      const lrT = (LEARNING_RATE * Math.sqrt(1 - BETA2 ** t)) / (1 - BETA1 ** t);
-      const xa = np.array(x).reshape([y.length, 28, 28, 1]);
+      const lrT = (adam.learningRate * Math.sqrt(1 - beta2 ** t)) / (1 - beta1 ** t);
+      const xa = np.array(x).reshape([y.length, ...inputShape]);
       const ya = np.array(y, { dtype: np.int32 });
       const [p2, m2, v2, loss] = step(params, m, v, xa, ya, np.array(lrT));
       params = p2;
@@ -159,15 +177,16 @@ function makeRunner(form: Form): Runner {
       v = v2;
       await blockUntilReady([params, m, v]);
       const l = (await loss.data())[0]; // data() consumes `loss`
-      if (!Number.isFinite(l)) throw new Error(`jax-js ${form}: loss is ${l} at step ${t}`);
+      if (!Number.isFinite(l)) throw new Error(`jax-js ${label}: loss is ${l} at step ${t}`);
+      if (reportLoss) return l;
     },
     async predict(x: Float32Array, n: number): Promise<Float32Array> {
-      const xa = np.array(x).reshape([n, 28, 28, 1]);
+      const xa = np.array(x).reshape([n, ...inputShape]);
       return (await predictFn(tree.ref(params), xa).data()) as Float32Array;
     },
     dispose(): void {
       const leaked = params.filter((q) => q.refCount !== 1).length;
-      if (leaked) throw new Error(`jax-js ${form}: ${leaked} parameter arrays have refCount != 1 after the run (ownership bug)`);
+      if (leaked) throw new Error(`jax-js ${label}: ${leaked} parameter arrays have refCount != 1 after the run (ownership bug)`);
       tree.dispose([params, m, v]);
       step.dispose();
       predictFn.dispose();
@@ -179,7 +198,7 @@ async function setup(form: Form): Promise<Runner | { failed: string }> {
   const devices = await init('wasm');
   if (!devices.includes('wasm')) return { failed: `jax-js init('wasm') returned [${devices.join(', ')}]` };
   defaultDevice('wasm');
-  return makeRunner(form);
+  return makeRunner(form, form === 'conv' ? forwardConv : forwardIm2col, initParams(form), [28, 28, 1], CNN_ADAM);
 }
 
 export const jaxConv: SystemDef = {
@@ -192,4 +211,65 @@ export const jaxIm2col: SystemDef = {
   id: 'jax-im2col',
   notes: ['jax-js (b) fast = NHWC, convs as im2col (9 shifted slices concatenated) + np.dot, pooling as reshape + max'],
   setup: async (_d: BenchData) => setup('im2col'),
+};
+
+// ------------------------------------------------------------------------------------ LSTM
+
+/**
+ * examples/mnist-lstm.ts with the recurrence unrolled by hand (jax-js has no `lax.scan`): the input
+ * projection of all steps as one matmul (as dlc does), then T copies of the Keras LSTM cell (gates
+ * i, f, c, o in the columns of [F, 4U]/[U, 4U] kernels; sigmoid gates, tanh candidate and output),
+ * then the dense softmax layer. `jit` traces the T steps into one program, forward and backward.
+ * p = [kernel [F,4U], recurrent_kernel [U,4U], bias [4U], dense kernel [U,10], dense bias [10]]; x
+ * [n, T, F]. Consumes `p` and `x`.
+ */
+function forwardLstm(p: Params, x: JaxArray): JaxArray {
+  const [W, U, bias, Wd, bd] = p;
+  const [n, T, F] = x.shape;
+  const G = W.shape[1];
+  const H = G / 4;
+  const xw = np.dot(x.transpose([1, 0, 2]).reshape([T * n, F]), W).add(bias).reshape([T, n, G]);
+  let h = np.zeros([n, H]);
+  let c = np.zeros([n, H]);
+  for (let t = 0; t < T; t++) {
+    const z = xw.ref.slice(t).add(np.dot(h, U.ref));
+    const i = nn.sigmoid(z.ref.slice([], [0, H]));
+    const f = nn.sigmoid(z.ref.slice([], [H, 2 * H]));
+    const g = np.tanh(z.ref.slice([], [2 * H, 3 * H]));
+    const o = nn.sigmoid(z.slice([], [3 * H, 4 * H]));
+    c = f.mul(c).add(i.mul(g));
+    h = o.mul(np.tanh(c.ref));
+  }
+  xw.dispose();
+  U.dispose();
+  c.dispose();
+  return np.dot(h, Wd).add(bd);
+}
+
+export const jaxLstm: SystemDef = {
+  id: 'jax-lstm',
+  notes: ['jax-lstm: jax-js has no scan, so the 28 LSTM steps are unrolled by hand inside one jit (input projection hoisted into one matmul, as dlc does); hand-written Adam as in the CNN rows; dlc\'s initial weights'],
+  measure: { modes: ['lstm train b32', 'lstm infer b32'] },
+  reference: LSTM_REFERENCE,
+  async setup(_d: BenchData, log) {
+    const { spec, weights } = loadModelSpec(LSTM_SPEC_FILE);
+    const want = ['LSTM', 'Dense'];
+    const layers = spec.layers.filter((l) => l.config.className !== 'InputLayer');
+    if (layers.map((l) => l.config.className).join() !== want.join()) return { failed: `jax-lstm is written for ${want.join(' → ')}, the spec has ${layers.map((l) => l.config.className).join(' → ')}` };
+    const [lstm, dense] = layers.map((l) => l.config);
+    if (lstm.className !== 'LSTM' || dense.className !== 'Dense') throw new Error('unreachable');
+    if (lstm.activation !== 'tanh' || lstm.recurrentActivation !== 'sigmoid' || !lstm.useBias || lstm.returnSequences || lstm.goBackwards) return { failed: `jax-lstm is written for the Keras defaults (tanh/sigmoid, bias, last output only), the spec's LSTM is ${JSON.stringify(lstm)}` };
+    if (dense.activation !== 'softmax' || !dense.useBias) return { failed: `jax-lstm is written for a dense softmax layer with bias, the spec's is ${JSON.stringify(dense)}` };
+    const shapes = weights.map((w) => `[${w.shape.join(',')}]`).join(' ');
+    const U = lstm.units;
+    const F = layers[0].inputShapes[0][1];
+    if (shapes !== `[${F},${4 * U}] [${U},${4 * U}] [${4 * U}] [${U},${CLASSES}] [${CLASSES}]`) return { failed: `unexpected weight shapes ${shapes}` };
+    const devices = await init('wasm');
+    if (!devices.includes('wasm')) return { failed: `jax-js init('wasm') returned [${devices.join(', ')}]` };
+    defaultDevice('wasm');
+    log(`${spec.name}: weights ${weights.map((w) => w.name).join(', ')}`);
+    const params = weights.map((w) => np.array(w.data.slice()).reshape([...w.shape]));
+    const fwd = 2 * spec.fwdMacsPerSample;
+    return { ...makeRunner('lstm', forwardLstm, params, layers[0].inputShapes[0], spec.optimizer, true), flops: { forward: fwd, train: 3 * fwd } };
+  },
 };

@@ -9,6 +9,9 @@
  * the cpu backend's kernel (shipped inside @tensorflow/tfjs) on small strided/padded cases and through
  * `tf.grad` of a conv; any disagreement aborts this peer loudly. `Conv2DBackpropInput` and
  * `MaxPoolGrad` exist in the stock backend; the list of missing kernels is checked, not assumed.
+ *
+ * The ResNet and LSTM examples are rebuilt from the dlc model's graph (bench/model-spec.ts) with
+ * dlc's initial weights copied in; the LSTM runs on the stock backend (nothing registered).
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -17,7 +20,7 @@ import type * as TFWasm from '@tensorflow/tfjs-backend-wasm';
 import type { BenchData, Runner, SystemDef } from '../common.ts';
 import { CLASSES, initialWeights, LEARNING_RATE } from '../common.ts';
 import type { LayerSpec, ModelSpec, SpecWeight } from '../model-spec.ts';
-import { loadModelSpec, RESNET_SPEC_FILE } from '../model-spec.ts';
+import { loadModelSpec, LSTM_REFERENCE, LSTM_SPEC_FILE, RESNET_SPEC_FILE } from '../model-spec.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -140,9 +143,10 @@ async function verifyBackpropFilter(tf: typeof TF, log: (l: string) => void): Pr
 
 /**
  * The wasm backend, single-threaded, with our Conv2DBackpropFilter registered (if missing) and
- * verified against the cpu backend; shared by both TF.js systems (each in its own process).
+ * verified against the cpu backend; shared by the TF.js systems (each in its own process). With
+ * `convGrad` false (the LSTM, which has no conv) the stock backend is used as it is.
  */
-async function initWasmBackend(log: (l: string) => void): Promise<typeof TF | { failed: string }> {
+async function initWasmBackend(log: (l: string) => void, convGrad = true): Promise<typeof TF | { failed: string }> {
   const { tf, wasm } = load();
   tf.env().set('PROD', true); // no debug checks, and no "install tfjs-node" banner from the cpu backend
   const dist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep;
@@ -150,6 +154,7 @@ async function initWasmBackend(log: (l: string) => void): Promise<typeof TF | { 
   if (!(await tf.setBackend('wasm'))) return { failed: `tf.setBackend('wasm') failed (wasm files from ${dist})` };
   await tf.ready();
   log(`tfjs ${tf.version.tfjs}, backend ${tf.getBackend()}, SIMD ${String(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'))}, threads ${wasm.getThreadsCount()}`);
+  if (!convGrad) return tf;
 
   const missing = GRAD_KERNELS.filter((k) => !tf.getKernel(k, 'wasm'));
   log(`stock wasm backend lacks: ${missing.length ? missing.join(', ') : 'nothing'}`);
@@ -186,14 +191,17 @@ async function setup(log: (l: string) => void): Promise<Runner | { failed: strin
   return layersRunner(tf, model, log);
 }
 
-/** trainOnBatch / predict on a compiled layers model (the reference one or the ResNet). */
-function layersRunner(tf: typeof TF, model: TF.LayersModel, log: (l: string) => void, flops?: Runner['flops']): Runner {
+/**
+ * trainOnBatch / predict on a compiled layers model (the reference one, the ResNet or the LSTM);
+ * `inputShape` is the per-sample shape the 784 pixels are fed as.
+ */
+function layersRunner(tf: typeof TF, model: TF.LayersModel, log: (l: string) => void, flops?: Runner['flops'], inputShape: readonly number[] = [28, 28, 1]): Runner {
   let tensorsAfterFirstStep = -1;
   let steps = 0;
   return {
     flops,
     async trainStep(x: Float32Array, y: Int32Array): Promise<number> {
-      const xs = tf.tensor4d(x, [y.length, 28, 28, 1]);
+      const xs = tf.tensor(x, [y.length, ...inputShape]);
       const ys = tf.tensor1d(Float32Array.from(y));
       const loss = await model.trainOnBatch(xs, ys);
       xs.dispose();
@@ -204,7 +212,7 @@ function layersRunner(tf: typeof TF, model: TF.LayersModel, log: (l: string) => 
       return l;
     },
     async predict(x: Float32Array, n: number): Promise<Float32Array> {
-      const xs = tf.tensor4d(x, [n, 28, 28, 1]);
+      const xs = tf.tensor(x, [n, ...inputShape]);
       const out = model.predict(xs, { batchSize: n }) as TF.Tensor;
       const d = (await out.data()) as Float32Array;
       xs.dispose();
@@ -238,7 +246,7 @@ type TfActivation = NonNullable<Parameters<typeof TF.layers.activation>[0]['acti
 const ACTIVATIONS = new Set(['linear', 'relu', 'relu6', 'sigmoid', 'softmax', 'tanh', 'elu', 'selu', 'softplus', 'softsign']);
 
 function activation(name: string, where: string): TfActivation {
-  if (!ACTIVATIONS.has(name)) throw new Error(`tfjs resnet: ${where}: activation '${name}' is not translated`);
+  if (!ACTIVATIONS.has(name)) throw new Error(`tfjs spec: ${where}: activation '${name}' is not translated`);
   return name as TfActivation;
 }
 
@@ -261,7 +269,7 @@ function tfLayer(tf: typeof TF, l: LayerSpec): TfLayer {
       });
     case 'BatchNormalization':
       // TF.js's training path reads gamma and beta unconditionally.
-      if (!c.center || !c.scale) throw new Error(`tfjs resnet: ${where}: center/scale false is not translated`);
+      if (!c.center || !c.scale) throw new Error(`tfjs spec: ${where}: center/scale false is not translated`);
       return tf.layers.batchNormalization({ name: l.name, axis: -1, momentum: c.momentum, epsilon: c.epsilon, center: c.center, scale: c.scale });
     case 'Activation':
       return tf.layers.activation({ name: l.name, activation: activation(c.activation, where) });
@@ -279,16 +287,35 @@ function tfLayer(tf: typeof TF, l: LayerSpec): TfLayer {
       return tf.layers.flatten({ name: l.name });
     case 'Dense':
       return tf.layers.dense({ name: l.name, units: c.units, useBias: c.useBias, activation: activation(c.activation, where) });
+    case 'LSTM':
+      // Same kernel [F, 4U], recurrent_kernel [U, 4U], bias [4U] layouts and i, f, c, o gate order as
+      // Keras (the predictions are cross-checked against dlc's before timing). TF.js follows Keras 2's
+      // defaults: recurrentActivation is hardSigmoid unless given, so both activations are passed.
+      // The initializers only matter until dlc's weights are copied in: zeros skip TF.js's orthogonal
+      // initializer (a slow QR in JS that warns on a 128x512 matrix).
+      return tf.layers.lstm({
+        name: l.name,
+        units: c.units,
+        activation: activation(c.activation, where),
+        recurrentActivation: activation(c.recurrentActivation, where),
+        useBias: c.useBias,
+        returnSequences: c.returnSequences,
+        goBackwards: c.goBackwards,
+        kernelInitializer: 'zeros',
+        recurrentInitializer: 'zeros',
+        biasInitializer: 'zeros',
+      });
     default:
-      throw new Error(`tfjs resnet: layer class ${c.className} ('${l.name}') is not translated`);
+      throw new Error(`tfjs spec: layer class ${c.className} ('${l.name}') is not translated`);
   }
 }
 
 /**
  * The dlc model of the spec as a TF.js functional model: one TF.js layer per dlc layer, applied to
  * the same producers in the same order, then dlc's initial weights copied layer by layer (each
- * TF.js variable checked against the dlc weight's local name and shape: kernel, bias, gamma, beta,
- * moving_mean, moving_variance).
+ * TF.js variable checked against the dlc weight's local name, the part after its last dot, and
+ * shape: kernel, bias, gamma, beta, moving_mean, moving_variance, recurrent_kernel; dlc's LSTM
+ * weights are `<layer>.lstm_cell.<var>` as in Keras 3, TF.js's `<layer>/<var>`).
  */
 function buildFromSpec(tf: typeof TF, spec: ModelSpec, weights: readonly SpecWeight[]): TF.LayersModel {
   const outs = new Map<string, TF.SymbolicTensor>();
@@ -298,12 +325,12 @@ function buildFromSpec(tf: typeof TF, spec: ModelSpec, weights: readonly SpecWei
       outs.set(l.name, tf.input({ shape: l.config.shape, name: l.name }));
       continue;
     }
-    const ins = l.inputs.map((n) => outs.get(n) ?? (() => { throw new Error(`tfjs resnet: '${l.name}' reads '${n}', which is not built yet`); })());
+    const ins = l.inputs.map((n) => outs.get(n) ?? (() => { throw new Error(`tfjs spec: '${l.name}' reads '${n}', which is not built yet`); })());
     const layer = tfLayer(tf, l);
     const out = layer.apply(ins.length === 1 ? ins[0] : ins);
-    if (!(out instanceof tf.SymbolicTensor)) throw new Error(`tfjs resnet: '${l.name}' did not return one symbolic tensor`);
+    if (!(out instanceof tf.SymbolicTensor)) throw new Error(`tfjs spec: '${l.name}' did not return one symbolic tensor`);
     const want = [null, ...l.outputShape].join();
-    if (out.shape.join() !== want) throw new Error(`tfjs resnet: '${l.name}' outputs [${out.shape.join(', ')}], dlc's [${want}]`);
+    if (out.shape.join() !== want) throw new Error(`tfjs spec: '${l.name}' outputs [${out.shape.join(', ')}], dlc's [${want}]`);
     outs.set(l.name, out);
     built.push([l, layer]);
   }
@@ -311,12 +338,12 @@ function buildFromSpec(tf: typeof TF, spec: ModelSpec, weights: readonly SpecWei
   const byName = new Map(weights.map((w) => [w.name, w]));
   let copied = 0;
   for (const [l, layer] of built) {
-    const ws = l.weights.map((n) => byName.get(n) ?? (() => { throw new Error(`tfjs resnet: no initial value for ${n}`); })());
-    if (layer.weights.length !== ws.length) throw new Error(`tfjs resnet: '${l.name}' has ${layer.weights.length} TF.js weights, dlc has ${ws.length} (${l.weights.join(', ')})`);
+    const ws = l.weights.map((n) => byName.get(n) ?? (() => { throw new Error(`tfjs spec: no initial value for ${n}`); })());
+    if (layer.weights.length !== ws.length) throw new Error(`tfjs spec: '${l.name}' has ${layer.weights.length} TF.js weights, dlc has ${ws.length} (${l.weights.join(', ')})`);
     layer.weights.forEach((v, i) => {
-      const local = ws[i].name.slice(l.name.length + 1);
+      const local = ws[i].name.slice(ws[i].name.lastIndexOf('.') + 1);
       if (!v.originalName.endsWith(`/${local}`) || v.shape.join() !== ws[i].shape.join()) {
-        throw new Error(`tfjs resnet: '${l.name}' weight ${i} is ${v.originalName} [${v.shape.join(', ')}], dlc's is ${ws[i].name} [${ws[i].shape.join(', ')}]`);
+        throw new Error(`tfjs spec: '${l.name}' weight ${i} is ${v.originalName} [${v.shape.join(', ')}], dlc's is ${ws[i].name} [${ws[i].shape.join(', ')}]`);
       }
     });
     if (ws.length) {
@@ -326,7 +353,7 @@ function buildFromSpec(tf: typeof TF, spec: ModelSpec, weights: readonly SpecWei
       copied += ws.length;
     }
   }
-  if (copied !== weights.length) throw new Error(`tfjs resnet: copied ${copied} of dlc's ${weights.length} weights`);
+  if (copied !== weights.length) throw new Error(`tfjs spec: copied ${copied} of dlc's ${weights.length} weights`);
   const o = spec.optimizer;
   model.compile({ optimizer: tf.train.adam(o.learningRate, o.beta1, o.beta2, o.epsilon), loss: 'sparseCategoricalCrossentropy' });
   return model;
@@ -345,5 +372,28 @@ export const tfjsWasmResnet: SystemDef = {
     if (model.countParams() !== spec.params) return { failed: `TF.js model has ${model.countParams()} parameters, dlc's ${spec.params}` };
     const fwd = 2 * spec.fwdMacsPerSample;
     return layersRunner(tf, model, log, { forward: fwd, train: 3 * fwd });
+  },
+};
+
+// ------------------------------------------------------------------------------------ LSTM
+
+export const tfjsWasmLstm: SystemDef = {
+  id: 'tfjs-wasm-lstm',
+  notes: [
+    "tfjs-wasm-lstm: examples/mnist-lstm.ts rebuilt from the dlc model (tf.layers.lstm with activation tanh and recurrentActivation sigmoid given explicitly, since TF.js's default is Keras 2's hardSigmoid; then tf.layers.dense softmax), dlc's initial weights copied in unchanged (same kernel/recurrent_kernel/bias layouts and gate order); the stock wasm backend, nothing registered",
+  ],
+  measure: { modes: ['lstm train b32', 'lstm infer b32'] },
+  reference: LSTM_REFERENCE,
+  async setup(_d: BenchData, log) {
+    const { spec, weights } = loadModelSpec(LSTM_SPEC_FILE);
+    const tf = await initWasmBackend(log, false);
+    if ('failed' in tf) return tf;
+    const model = buildFromSpec(tf, spec, weights);
+    log(`${spec.name}: ${model.layers.length} TF.js layers, ${model.countParams()} parameters (dlc: ${spec.params})`);
+    if (model.countParams() !== spec.params) return { failed: `TF.js model has ${model.countParams()} parameters, dlc's ${spec.params}` };
+    const input = spec.layers.find((l) => l.name === spec.input);
+    if (!input) return { failed: `the spec has no input layer '${spec.input}'` };
+    const fwd = 2 * spec.fwdMacsPerSample;
+    return layersRunner(tf, model, log, { forward: fwd, train: 3 * fwd }, input.outputShape);
   },
 };
