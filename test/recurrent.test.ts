@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { Add, Bidirectional, Dense, Embedding, GRU, Input, LSTM, Model, Sequential, SimpleRNN, tensor, TimeDistributed } from '../compiler/index.ts';
 import { compileStep } from '../compiler/pipeline.ts';
 import { printProgram } from '../compiler/kernel/print.ts';
+import { funcNodes } from '../ir/graph.ts';
 import { printFunc } from '../ir/print.ts';
 import { needWebGpu } from './helpers/requirements.ts';
 
@@ -122,6 +123,35 @@ describe('masks', () => {
     const e = Embedding(5, 2, { maskZero: true }).apply(tok);
     const m = () => Model({ inputs: tok, outputs: Bidirectional(LSTM(2), { name: 'bi' }).apply(e) }).predict(tensor(new Float32Array(4), [1, 4], 'f32'));
     return expect(m()).rejects.toThrow(/Bidirectional 'bi': masked input is not supported yet/);
+  });
+});
+
+describe('dropout in recurrent layers', () => {
+  it('applies in training only, one mask per sequence: predict is the dropout-free layer, a train step is not', async () => {
+    const make = (dropout: number, recurrentDropout: number) => {
+      const m = Sequential([LSTM(8, { dropout, recurrentDropout, inputShape: [6, 4], name: 'lstm' }), Dense(3, { activation: 'softmax', name: 'd' })], { name: `drop_${dropout}_${recurrentDropout}`, seed: 4 });
+      m.compile({ optimizer: 'sgd', loss: 'sparse_categorical_crossentropy' });
+      return m;
+    };
+    const x = tensor(Float32Array.from({ length: 4 * 24 }, (_, i) => Math.sin(i * 0.7)), [4, 6, 4], 'f32');
+    const y = tensor(Int32Array.from([0, 1, 2, 1]), [4], 'i32');
+    const plain = make(0, 0);
+    const want = (await plain.predict(x)).data as Float32Array;
+    const plainLoss = (await plain.evaluate(x, y)).loss;
+    for (const [d, r] of [[0.5, 0], [0, 0.5], [0.3, 0.3]]) {
+      const m = make(d, r);
+      m.setWeights(plain.getWeights());
+      expect(Array.from((await m.predict(x)).data as Float32Array)).toEqual(Array.from(want));
+      const trained = await m.trainOnBatch(x, y);
+      expect(Math.abs(trained.loss - plainLoss), `dropout ${d}, recurrent ${r}`).toBeGreaterThan(1e-4);
+    }
+    expect(() => LSTM(4, { dropout: 1 })).toThrow(/LSTM: dropout must be in \[0, 1\), got 1/);
+    // The masks are drawn once, outside the loop, and the loop body reads them as consts.
+    const f = compileStep(make(0.3, 0.3), 'train', 4).func;
+    const scans = funcNodes(f).filter((n) => n.op === 'scan');
+    expect(scans.length).toBe(2);
+    for (const s of scans) if (s.op === 'scan') expect(funcNodes(s.params.body).some((n) => n.op === 'random_uniform')).toBe(false);
+    expect(funcNodes(f).filter((n) => n.op === 'random_uniform').length).toBe(2);
   });
 });
 

@@ -24,7 +24,13 @@
  * (so their output repeats the last real one) and passes the mask on only with returnSequences, and
  * the loss of a masked output averages over the real steps.
  *
- * Not yet: dropout inside the loop, masks through Bidirectional. They are refused, not ignored.
+ * `dropout` and `recurrentDropout` draw one mask per sequence (inputs [batch, features], state
+ * [batch, units]) and reuse it at every step, as Keras 3's cells do; they apply in training only.
+ * One mask serves all gates, as in Keras's default (implementation 2) form; Keras switches to a mask
+ * per gate when recurrent dropout is on, which changes which units drop together, not the rate.
+ * The random numbers cannot match Keras's anyway.
+ *
+ * Not yet: masks and returnState through Bidirectional. They are refused, not ignored.
  */
 import * as b from '../../../ir/builders.ts';
 import type { Node, Shape } from '../../../ir/types.ts';
@@ -56,8 +62,9 @@ export interface RNNOptions extends CommonOptions {
   resetAfter?: boolean;
   /** Also return the final states: `apply` gives [output, h] ([output, h, c] for an LSTM). */
   returnState?: boolean;
-  /** Refused for now (see the file header); listed so a Keras user gets a clear error. */
+  /** Fraction of input features dropped in training (one mask per sequence, as Keras). */
   dropout?: number;
+  /** Fraction of state units dropped before the recurrent matmul in training (one mask per sequence). */
   recurrentDropout?: number;
 }
 
@@ -71,6 +78,10 @@ const CELL: Readonly<Record<CellKind, { cell: string; gates: number; name: strin
 export class RNNLayer<Out extends LayerOutput = SymbolicTensor> extends Layer<Out> {
   readonly className: CellKind;
   readonly returnState: boolean;
+  /** Fraction of the input features dropped in training, one mask per sequence (Keras). */
+  readonly dropout: number;
+  /** Fraction of the recurrent state's units dropped before h·U in training, one mask per sequence. */
+  readonly recurrentDropout: number;
   readonly units: number;
   readonly cellActivation: ActivationName;
   readonly recurrentActivation: ActivationName;
@@ -91,8 +102,11 @@ export class RNNLayer<Out extends LayerOutput = SymbolicTensor> extends Layer<Ou
     this.units = units;
     this.returnState = opts.returnState ?? false;
     for (const k of ['dropout', 'recurrentDropout'] as const) {
-      if (opts[k] !== undefined && opts[k] !== 0) fail(`${where}: ${k} is not supported yet inside recurrent layers (got ${String(opts[k])}); put a Dropout layer before or after the layer`);
+      const v = opts[k];
+      if (v !== undefined && !(typeof v === 'number' && v >= 0 && v < 1)) fail(`${where}: ${k} must be in [0, 1), got ${String(v)}`);
     }
+    this.dropout = opts.dropout ?? 0;
+    this.recurrentDropout = opts.recurrentDropout ?? 0;
     this.cellActivation = checkActivation(opts.activation ?? 'tanh', `${where} activation`);
     this.recurrentActivation = checkActivation(opts.recurrentActivation ?? 'sigmoid', `${where} recurrentActivation`);
     this.useBias = opts.useBias ?? true;
@@ -144,7 +158,7 @@ export class RNNLayer<Out extends LayerOutput = SymbolicTensor> extends Layer<Ou
   }
 
   call(xs: readonly Node[], weights: readonly Node[], ctx: CallContext): Node | readonly Node[] {
-    const r = this.run(xs[0], weights, this.goBackwards, xs.length > 1 ? xs.slice(1) : null, ctx.inputMasks?.[0] ?? null);
+    const r = this.run(xs[0], weights, this.goBackwards, xs.length > 1 ? xs.slice(1) : null, ctx.inputMasks?.[0] ?? null, ctx);
     return this.returnState ? [r.output, ...r.states] : r.output;
   }
 
@@ -157,10 +171,21 @@ export class RNNLayer<Out extends LayerOutput = SymbolicTensor> extends Layer<Ou
    * The layer over x [B, T, F]: its output and final states. `backwards` as goBackwards
    * (Bidirectional flips it for its second copy); `init` the initial states, zeros when null.
    */
-  run(x: Node, [W, U, bias]: readonly Node[], backwards: boolean, init: readonly Node[] | null, mask: Node | null = null): { output: Node; states: Node[] } {
+  run(x: Node, [W, U, bias]: readonly Node[], backwards: boolean, init: readonly Node[] | null, mask: Node | null = null, ctx: CallContext | null = null): { output: Node; states: Node[] } {
     const [B, T, F] = x.shape;
     const H = this.units;
     const G = this.gates * H;
+    // Dropout as Keras 3's cells do it: one inverted-dropout mask per sequence for the inputs [B, F]
+    // and one for the recurrent state [B, H], reused at every step; the input mask can therefore
+    // apply before the projection of all steps at once.
+    const training = !!ctx?.training;
+    const dropMask = (rate: number, shape: readonly number[], salt: number) => {
+      const u = b.randomUniform(ctx!.key, shape, 104729 * (ctx!.layerIndex + 1) + salt);
+      return b.select(b.less(b.constant(rate, shape), u), b.constant(1 / (1 - rate), shape), b.constant(0, shape));
+    };
+    if (training && this.dropout > 0) x = b.mul(x, b.broadcast(dropMask(this.dropout, [B, F], backwards ? 3 : 1), x.shape, [0, 2]));
+    const recMask = training && this.recurrentDropout > 0 ? dropMask(this.recurrentDropout, [B, H], backwards ? 4 : 2) : null;
+    const hU = (h: Node, Um: Node) => b.dot(recMask ? b.mul(h, recMask) : h, Um);
     // The input projection of every step at once, time-major: [T, B, G].
     const xt = b.reshape(b.transpose(x, [1, 0, 2]), [T * B, F]);
     let xw = b.dot(xt, W);
@@ -180,11 +205,11 @@ export class RNNLayer<Out extends LayerOutput = SymbolicTensor> extends Layer<Ou
     const cell = (c: readonly Node[], xz: Node): { carry: Node[]; ys: Node[] } => {
       const h = c[0];
       if (kind === 'SimpleRNN') {
-        const h2 = act(b.add(xz, b.dot(h, U)));
+        const h2 = act(b.add(xz, hU(h, U)));
         return { carry: [h2], ys: [h2] };
       }
       if (kind === 'LSTM') {
-        const z = b.add(xz, b.dot(h, U));
+        const z = b.add(xz, hU(h, U));
         const c2 = b.add(b.mul(gate(part(z, 1)), c[1]), b.mul(gate(part(z, 0)), act(part(z, 2))));
         const h2 = b.mul(gate(part(z, 3)), act(c2));
         return { carry: [h2, c2], ys: [h2] };
@@ -193,7 +218,7 @@ export class RNNLayer<Out extends LayerOutput = SymbolicTensor> extends Layer<Ou
       let hh: Node;
       let zr: Node;
       if (this.resetAfter) {
-        let inner = b.dot(h, U);
+        let inner = hU(h, U);
         if (recBias) inner = b.add(inner, recBias);
         zr = b.add(b.slice(xz, [0, 0], [B, 2 * H]), b.slice(inner, [0, 0], [B, 2 * H]));
         const r = gate(part(zr, 1));
@@ -201,9 +226,9 @@ export class RNNLayer<Out extends LayerOutput = SymbolicTensor> extends Layer<Ou
       } else {
         const Uzr = b.slice(U, [0, 0], [H, 2 * H]);
         const Uh = b.slice(U, [0, 2 * H], [H, 3 * H]);
-        zr = b.add(b.slice(xz, [0, 0], [B, 2 * H]), b.dot(h, Uzr));
+        zr = b.add(b.slice(xz, [0, 0], [B, 2 * H]), hU(h, Uzr));
         const r = gate(part(zr, 1));
-        hh = act(b.add(part(xz, 2), b.dot(b.mul(r, h), Uh)));
+        hh = act(b.add(part(xz, 2), hU(b.mul(r, h), Uh)));
       }
       const zg = gate(part(zr, 0));
       const h2 = b.add(b.mul(zg, h), b.mul(b.sub(one, zg), hh));
