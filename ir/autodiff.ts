@@ -9,10 +9,11 @@
  *
  * A `scan` has several results, so its rule lives here rather than in the op table: the cotangents of
  * its `scan_result`s are gathered first, and `scanVjp` turns them into one reverse scan. That scan's
- * body recomputes the forward step from the carry saved at that step and pulls the cotangents back
- * through it (`vjp` on the body), so the forward pass saves only one carry per step; the saved
- * carries come from a copy of the forward scan that also returns them, which `simplify` merges with
- * the original (compiler/passes/simplify.ts).
+ * body recomputes the forward step's elementwise work from the carry saved at that step, reads the
+ * step's matmul results saved by the forward pass (JAX's "save dots" policy), and pulls the
+ * cotangents back through it (`vjp` on the body). The saved values come from a copy of the forward
+ * scan that also returns them, which `simplify` merges with the original
+ * (compiler/passes/simplify.ts).
  */
 import * as b from './builders.ts';
 import { makeFunc, topoOrder } from './graph.ts';
@@ -99,14 +100,38 @@ function scanVjp(s: NodeWith<'scan'>, resultCts: readonly (Node | null | undefin
   const { body, length: T, reverse, carries: C, xs: X } = s.params;
   const K = s.inputs.length - C - X;
   const isF = (n: Node) => n.dtype === 'f32';
-  // The forward scan again, also returning the carry each step started from (merged with `s` later).
-  const saving = makeFunc(body.name, body.inputs, [...body.outputs, ...body.inputs.slice(0, C)], [
+  // Residuals (JAX's "save dots" checkpoint policy): the body's matmuls whose value changes from step
+  // to step are saved by the forward scan, so the backward body reads them rather than multiplying
+  // again; everything elementwise is recomputed from the saved carry.
+  const order = topoOrder(body.outputs);
+  const varying = new Set(body.inputs.slice(0, C + X).map((n) => n.id));
+  for (const n of order) if (!varying.has(n.id) && n.inputs.some((i) => varying.has(i.id))) varying.add(n.id);
+  const users = new Map<number, Node[]>();
+  for (const n of order) for (const i of n.inputs) (users.get(i.id) ?? users.set(i.id, []).get(i.id)!).push(n);
+  // A sum the matmul feeds alone (LSTM's x·W + h·U) is saved instead: the VJP of add and sub reads no
+  // operand values, so the matmul's own value is then not needed, and the forward kernel keeps the
+  // add in its epilogue.
+  const residual = (d: Node): Node => {
+    let r = d;
+    for (;;) {
+      const us = users.get(r.id) ?? [];
+      const out = body.outputs.includes(r);
+      if (out || us.length !== 1 || (us[0].op !== 'add' && us[0].op !== 'sub') || us[0].dtype !== r.dtype) return r;
+      r = us[0];
+    }
+  };
+  const dots = [...new Set(order.filter((n) => (n.op === 'dot' || n.op === 'conv') && varying.has(n.id)).map(residual))];
+  // The forward scan again, also returning the carry each step started from and the residuals
+  // (merged with `s` later: its outputs extend the original's).
+  const saving = makeFunc(body.name, body.inputs, [...body.outputs, ...body.inputs.slice(0, C), ...dots], [
     ...body.outputNames,
     ...body.inputs.slice(0, C).map((c) => `${c.params.name}.saved`),
+    ...dots.map((_, i) => `dot${i}.saved`),
   ]);
   const fwd = apply('scan', s.inputs, { ...s.params, body: saving });
   const Y = body.outputs.length - C;
   const saved = body.inputs.slice(0, C).map((_, j) => apply('scan_result', [fwd], { index: C + Y + j }));
+  const savedDots = dots.map((_, i) => apply('scan_result', [fwd], { index: C + Y + C + i }));
 
   // Which carries and consts carry cotangents, and which ys have one.
   const fC = [...Array(C).keys()].filter((j) => isF(s.inputs[j]));
@@ -119,21 +144,26 @@ function scanVjp(s: NodeWith<'scan'>, resultCts: readonly (Node | null | undefin
   const dc = fC.map((j) => input(`d${body.inputs[j].params.name}`, 'f32', body.inputs[j].shape));
   const dkAcc = fK.map((k) => input(`d${body.inputs[C + X + k].params.name}`, 'f32', body.inputs[C + X + k].shape));
   const cSaved = body.inputs.slice(0, C).map((c) => input(`${c.params.name}.saved`, c.dtype, c.shape));
+  const rIn = dots.map((d, i) => input(`dot${i}.saved`, d.dtype, d.shape));
   const xIn = body.inputs.slice(C, C + X).map((x) => input(x.params.name, x.dtype, x.shape));
   const dy = withY.map((i) => input(`d${body.outputNames[C + i]}`, 'f32', body.outputs[C + i].shape));
   const kIn = body.inputs.slice(C + X).map((k) => input(k.params.name, k.dtype, k.shape));
   // Recompute the step from the saved carry, then pull the cotangents back through it.
   const replace = new Map<number, Node>(body.inputs.map((inp, i) => [inp.id, i < C ? cSaved[i] : i < C + X ? xIn[i - C] : kIn[i - C - X]]));
-  const outs = b.substitute(body.outputs, replace);
+  const recomputed = b.substitute([...body.outputs, ...dots], replace);
+  const outs = recomputed.slice(0, body.outputs.length);
   const outCts: (Node | null)[] = outs.map(() => null);
   fC.forEach((j, q) => (outCts[j] = isF(outs[j]) ? dc[q] : null));
   withY.forEach((i, q) => (outCts[C + i] = isF(outs[C + i]) ? dy[q] : null));
   const wrt = [...fC.map((j) => cSaved[j]), ...fX.map((i) => xIn[i]), ...fK.map((k) => kIn[k])];
-  const g = vjp(outs, outCts, wrt);
+  // A dot's VJP reads its operands, never its value (nor do add's and sub's), so swapping the
+  // recomputed residuals for the saved ones afterwards leaves the gradients intact and the
+  // recomputation dead.
+  const g = b.substitute(vjp(outs, outCts, wrt), new Map(recomputed.slice(body.outputs.length).map((d, i) => [d.id, rIn[i] as Node])));
   const gC = g.slice(0, fC.length);
   const gX = g.slice(fC.length, fC.length + fX.length);
   const gK = g.slice(fC.length + fX.length);
-  const bodyB = makeFunc(`${body.name}_vjp`, [...dc, ...dkAcc, ...cSaved, ...xIn, ...dy, ...kIn], [...gC, ...gK.map((gk, q) => b.add(dkAcc[q], gk)), ...gX], [
+  const bodyB = makeFunc(`${body.name}_vjp`, [...dc, ...dkAcc, ...cSaved, ...rIn, ...xIn, ...dy, ...kIn], [...gC, ...gK.map((gk, q) => b.add(dkAcc[q], gk)), ...gX], [
     ...dc.map((d) => `${d.params.name}.next`),
     ...dkAcc.map((d) => `${d.params.name}.next`),
     ...fX.map((i) => `d${body.inputs[C + i].params.name}`),
@@ -142,7 +172,7 @@ function scanVjp(s: NodeWith<'scan'>, resultCts: readonly (Node | null | undefin
     ...fC.map((j) => resultCts[j] ?? b.constant(0, s.inputs[j].shape, 'f32')),
     ...fK.map((k) => b.constant(0, s.inputs[C + X + k].shape, 'f32')),
   ];
-  const bxs = [...saved, ...s.inputs.slice(C, C + X), ...withY.map((i) => resultCts[C + i]!)];
+  const bxs = [...saved, ...savedDots, ...s.inputs.slice(C, C + X), ...withY.map((i) => resultCts[C + i]!)];
   const back = apply('scan', [...init, ...bxs, ...s.inputs.slice(C + X)], { body: bodyB, length: T, reverse: !reverse, carries: init.length, xs: bxs.length });
   const res = (i: number) => apply('scan_result', [back], { index: i });
   const out: (Node | null)[] = s.inputs.map(() => null);
