@@ -22,6 +22,12 @@
  *
  * Options: `--only id,id` runs a subset (ids, or the groups `cnn`, `resnet`, `lstm`, `compile`;
  * e.g. `--only resnet,dlc-wasm`); `--timeout s` bounds each child (default 240 s).
+ * `--only lstm-accuracy [--epochs N] [--seed S] [--tfjs-adam stock|keras]` runs, alone and instead of
+ * the table, issue 13's accuracy check (bench/lstm-accuracy.ts): the LSTM example trained for N
+ * epochs (default 1) on `dlc train`'s 8,000 digits in dlc and in TF.js from the same initial weights
+ * in the same sample order, test accuracy on the 2,000 test digits side by side; exit 1 if they
+ * differ by more than 1 percentage point. It takes minutes (TF.js's epoch), so it is not in the
+ * default run.
  * `dlc-webgpu-resnet` and `dlc-webgpu-lstm` are not in the default run (on lavapipe, this machine's
  * CPU Vulkan driver, their first step alone takes half a minute to a minute or more: lavapipe
  * compiles a pipeline per kernel): name them in `--only` (or `--with dlc-webgpu-lstm` to add one to
@@ -114,11 +120,13 @@ function pick(names: readonly string[], flag: string): Entry[] {
   const out: Entry[] = [];
   for (const n of names) {
     const hit = SYSTEMS.filter((s) => s.id === n || (s.group === n && s.byDefault !== false));
-    if (!hit.length) throw new Error(`bench: ${flag} ${n}: known systems are ${SYSTEMS.map((s) => s.id).join(', ')}; groups are cnn, resnet, lstm, compile`);
+    if (!hit.length) throw new Error(`bench: ${flag} ${n}: known systems are ${SYSTEMS.map((s) => s.id).join(', ')}; groups are cnn, resnet, lstm, compile; \`--only ${LSTM_ACCURACY}\` (alone) runs the LSTM accuracy check`);
     for (const h of hit) if (!out.includes(h)) out.push(h);
   }
   return SYSTEMS.filter((s) => out.includes(s)); // table order
 }
+/** Not a system: `--only lstm-accuracy` selects issue 13's accuracy check (bench/lstm-accuracy.ts) instead of the table. */
+const LSTM_ACCURACY = 'lstm-accuracy';
 const RESULT_TAG = '@@BENCH-RESULT ';
 const TMP = path.resolve('.tmp');
 const DATA_FILE = path.join(TMP, 'bench-data.bin');
@@ -536,6 +544,18 @@ function seqScalingTable(stats: readonly SeqScalingStat[]): { text: string; kern
   return { text: [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line), ...notes].join('\n'), kernelsGrow };
 }
 
+/**
+ * `--only lstm-accuracy`: issue 13's accuracy check (bench/lstm-accuracy.ts), which trains the LSTM
+ * example to the end in dlc and TF.js; it takes minutes, so it is never in the default run, and runs alone.
+ */
+async function lstmAccuracyMode(): Promise<number> {
+  const only = arg('--only')?.split(',').filter(Boolean) ?? [];
+  if (only.length > 1 || arg('--with')) throw new Error(`bench: --only lstm-accuracy runs alone (got --only ${only.join(',')}${arg('--with') ? ` --with ${arg('--with')}` : ''})`);
+  const { lstmAccuracy } = await import('./lstm-accuracy.ts');
+  return lstmAccuracy(process.argv);
+}
+
 const childId = arg('--child');
 if (childId) await child(childId);
+else if (arg('--only')?.split(',').includes(LSTM_ACCURACY)) process.exitCode = await lstmAccuracyMode();
 else process.exitCode = await parent();

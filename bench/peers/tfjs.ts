@@ -12,6 +12,7 @@
  *
  * The ResNet and LSTM examples are rebuilt from the dlc model's graph (bench/model-spec.ts) with
  * dlc's initial weights copied in; the LSTM runs on the stock backend (nothing registered).
+ * `initWasmBackend` and `buildFromSpec` are also used by bench/lstm-accuracy.ts (`--only lstm-accuracy`).
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -146,7 +147,7 @@ async function verifyBackpropFilter(tf: typeof TF, log: (l: string) => void): Pr
  * verified against the cpu backend; shared by the TF.js systems (each in its own process). With
  * `convGrad` false (the LSTM, which has no conv) the stock backend is used as it is.
  */
-async function initWasmBackend(log: (l: string) => void, convGrad = true): Promise<typeof TF | { failed: string }> {
+export async function initWasmBackend(log: (l: string) => void, convGrad = true): Promise<typeof TF | { failed: string }> {
   const { tf, wasm } = load();
   tf.env().set('PROD', true); // no debug checks, and no "install tfjs-node" banner from the cpu backend
   const dist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep;
@@ -317,7 +318,7 @@ function tfLayer(tf: typeof TF, l: LayerSpec): TfLayer {
  * shape: kernel, bias, gamma, beta, moving_mean, moving_variance, recurrent_kernel; dlc's LSTM
  * weights are `<layer>.lstm_cell.<var>` as in Keras 3, TF.js's `<layer>/<var>`).
  */
-function buildFromSpec(tf: typeof TF, spec: ModelSpec, weights: readonly SpecWeight[]): TF.LayersModel {
+export function buildFromSpec(tf: typeof TF, spec: ModelSpec, weights: readonly SpecWeight[]): TF.LayersModel {
   const outs = new Map<string, TF.SymbolicTensor>();
   const built: [LayerSpec, TfLayer][] = [];
   for (const l of spec.layers) {
