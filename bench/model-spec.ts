@@ -170,6 +170,10 @@ export function modelSpec(model: GraphModel): { spec: ModelSpec; weights: SpecWe
   if (!c) throw new Error(`bench model spec: '${model.name}' is not compiled`);
   const opt = c.optimizer;
   if (opt.kind !== 'adam') throw new Error(`bench model spec: '${model.name}' is compiled with ${opt.kind}; only adam is translated`);
+  if (typeof opt.learningRate !== 'number' || opt.amsgrad || opt.clipnorm !== null || opt.clipvalue !== null || opt.globalClipnorm !== null || opt.weightDecay !== null) {
+    throw new Error(`bench model spec: '${model.name}' uses Adam options the TF.js translation does not carry (a schedule, amsgrad, clipping or weight decay)`);
+  }
+  const learningRate = opt.learningRate;
   if (c.loss !== 'sparse_categorical_crossentropy') throw new Error(`bench model spec: '${model.name}' uses loss ${c.loss}; only sparse_categorical_crossentropy is translated`);
   if (c.trainable.size !== model.weightInfo.filter((w) => w.trainable).length) throw new Error(`bench model spec: '${model.name}' has frozen layers; not translated`);
   const byLayer = new Map<string, string[]>();
@@ -199,7 +203,7 @@ export function modelSpec(model: GraphModel): { spec: ModelSpec; weights: SpecWe
     layers,
     input: model.inputs[0].producer.layer.name,
     output: model.outputs[0].producer.layer.name,
-    optimizer: { kind: 'adam', learningRate: opt.learningRate, beta1: opt.beta1, beta2: opt.beta2, epsilon: opt.epsilon },
+    optimizer: { kind: 'adam', learningRate, beta1: opt.beta1, beta2: opt.beta2, epsilon: opt.epsilon },
     loss: 'sparse_categorical_crossentropy',
     fwdMacsPerSample: fwd,
     params: model.countParams(),

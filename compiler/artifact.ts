@@ -178,12 +178,17 @@ export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
 
   const stateKind: StepKind = kinds.includes('train') ? 'train' : 'predict';
   const weightNames = new Set(model.weightInfo.map((w) => w.name));
-  const state: StateSpec[] = model.stateInfo(stateKind).map((s) => ({ name: s.name, dtype: s.dtype, shape: [...s.shape], init: weightNames.has(s.name) ? 'weights' : 'zeros' }));
+  const state: StateSpec[] = model.stateInfo(stateKind).map((s): StateSpec => {
+    const base = { name: s.name, dtype: s.dtype, shape: [...s.shape] };
+    if (weightNames.has(s.name)) return { ...base, init: 'weights' };
+    return s.init ? { ...base, init: 'fill', value: s.init } : { ...base, init: 'zeros' };
+  });
   // A one-input/one-output model keeps inputShape/outputShape and version 1, so every loader reads it;
   // any other model needs a loader that knows named inputs and outputs (version 2).
   const single = model.inputs.length === 1 && model.outputs.length === 1;
-  // Loops (recurrent layers) need a loader that repeats the loop body: version 3.
-  const loops = Object.values(manifestEntries).some((e) => e.loops);
+  // Loops (recurrent layers) need a loader that repeats the loop body, and state that starts at a
+  // value (the learning rate) one that fills it: version 3.
+  const loops = Object.values(manifestEntries).some((e) => e.loops) || state.some((s) => s.init === 'fill');
   const manifest: Manifest = {
     format: ARTIFACT_FORMAT,
     version: loops ? ARTIFACT_VERSION_LOOPS : single ? ARTIFACT_VERSION_SINGLE_IO : ARTIFACT_VERSION_NAMED_IO,

@@ -28,8 +28,8 @@ export type { BidirectionalOptions, EmbeddingOptions, MaskingOptions, MergeMode,
 export type { ReLUOptions } from './frontend/layers/activation.ts';
 export { Conv1D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D } from './frontend/layers/conv.ts';
 export type { Conv1DOptions, Conv2DTransposeOptions, DepthwiseConv2DOptions, SeparableConv2DOptions } from './frontend/layers/conv.ts';
-export { SGD, Adam, RMSprop } from './frontend/optimizers.ts';
-export type { Optimizer } from './frontend/optimizers.ts';
+export { SGD, Adam, AdamW, Adagrad, Adamax, Nadam, RMSprop, ExponentialDecay, PiecewiseConstantDecay, CosineDecay, InverseTimeDecay } from './frontend/optimizers.ts';
+export type { CommonOptions as OptimizerOptions, LearningRate, Optimizer, Schedule } from './frontend/optimizers.ts';
 export { tensor } from './frontend/tensor.ts';
 export type { Tensor } from './frontend/tensor.ts';
 export { GraphModel } from './frontend/model.ts';

@@ -15,6 +15,7 @@ import { DlcError, fail } from './frontend/errors.ts';
 import type { Layer } from './frontend/layers.ts';
 import type { Compiled, ModelConfig, ModelOptions } from './frontend/model.ts';
 import { chain, GraphModel } from './frontend/model.ts';
+import type { Optimizer } from './frontend/optimizers.ts';
 import type { Tensor } from './frontend/tensor.ts';
 import { tensor } from './frontend/tensor.ts';
 import { uniformAt } from '../ir/random.ts';
@@ -88,7 +89,43 @@ export class LayersModel extends GraphModel {
   private readonly sessions = new Map<string, { session: Session; version: number }>();
   private owner: Session | null = null;
 
+  /** State values set on the host since the last step (the learning rate), applied before the next one. */
+  private readonly pendingState = new Map<string, Float32Array>();
+
+  /**
+   * The compiled optimizer: its settings, and its learning rate, which `model.optimizer.learningRate
+   * = x` changes between steps without recompiling (it is state of the train step, as in Keras). A
+   * learning-rate schedule is part of the compiled step: compile again to change it.
+   */
+  get optimizer(): { readonly config: Optimizer; learningRate: number } {
+    const c = this.compiled;
+    if (!c) fail('model.optimizer: call model.compile({optimizer, loss}) first');
+    const o = c.optimizer;
+    const name = `${o.kind}.learning_rate`;
+    const model = this;
+    return {
+      config: o,
+      get learningRate(): number {
+        if (typeof o.learningRate !== 'number') fail(`model.optimizer.learningRate: the optimizer follows a ${o.learningRate.kind} schedule, whose rate depends on the step`);
+        return (model.pendingState.get(name) ?? (model.readState().get(name) as Float32Array))[0];
+      },
+      set learningRate(v: number) {
+        if (typeof o.learningRate !== 'number') fail(`model.optimizer.learningRate: the optimizer follows a ${o.learningRate.kind} schedule; compile again with a number or another schedule to change it`);
+        if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) fail(`model.optimizer.learningRate: must be a non-negative number, got ${String(v)}`);
+        model.pendingState.set(name, Float32Array.of(v));
+      },
+    };
+  }
+
   private async session(backend: BackendName | undefined, batch: number): Promise<Session> {
+    if (this.pendingState.size) {
+      // Host-set state: bring the newest state home, change it, and have every session reload it.
+      await this.owner?.flush();
+      this.syncFromOwner();
+      for (const [k, v] of this.pendingState) this.state.set(k, v);
+      this.pendingState.clear();
+      this.owner = null;
+    }
     const name = backend ?? defaultBackend;
     const make = backendFactory(name);
     if (!make) fail(`backend '${name}' is not available; available: ${availableBackends().join(', ')}`);

@@ -43,14 +43,16 @@ export const ARTIFACT_FORMAT = 'dlc-artifact';
  * added since, named inputs/outputs and `feeds`, are extra to a version-1 loader), 2 for a model of
  * several inputs or outputs, which has no `inputShape`/`outputShape`, so that version-1 loaders
  * refuse it by its version rather than fail on the missing shapes; 3 for a model with loops (recurrent
- * layers: entries carry `loops`), which older loaders would run without repeating the loop body.
+ * layers: entries carry `loops`), which older loaders would run without repeating the loop body, or
+ * with state that starts at a value (`init: 'fill'`: a train step's learning rate), which older
+ * loaders would start at zero.
  */
 export const ARTIFACT_VERSION = 3;
 /** The version of manifests of one-input/one-output models (see ARTIFACT_VERSION). */
 export const ARTIFACT_VERSION_SINGLE_IO = 1;
 /** The version of manifests of models of several inputs or outputs, without loops. */
 export const ARTIFACT_VERSION_NAMED_IO = 2;
-/** The version of manifests whose entries have loops. */
+/** The version of manifests whose entries have loops or whose state has `init: 'fill'`. */
 export const ARTIFACT_VERSION_LOOPS = 3;
 
 export type ArtifactBackend = 'wasm' | 'webgpu';
@@ -129,8 +131,12 @@ export interface ScheduledKernel {
 }
 
 export interface StateSpec extends TensorSpec {
-  /** `weights`: from the weights file; `zeros`: optimizer state, starts at zero. */
-  readonly init: 'weights' | 'zeros';
+  /**
+   * `weights`: from the weights file; `zeros`: optimizer state, starts at zero; `fill`: optimizer
+   * state that starts at `value` (the learning rate; version 3).
+   */
+  readonly init: 'weights' | 'zeros' | 'fill';
+  readonly value?: number;
 }
 
 /** A model input or output: its name in the model and the shape of one sample (f32). */
@@ -339,7 +345,10 @@ export function checkManifest(m: unknown): Manifest {
     const name = c.str(v.name, `${at}.name`);
     c.oneOf(v.dtype, `${at}.dtype`, ['f32', 'i32', 'bool'] as const);
     c.shape(v.shape, `${at}.shape`);
-    c.oneOf(v.init, `${at}.init`, ['weights', 'zeros'] as const);
+    if (c.oneOf(v.init, `${at}.init`, ['weights', 'zeros', 'fill'] as const) === 'fill') {
+      if (o.version! < 3) bad(`${at}.init: 'fill' needs manifest version 3, the file says ${o.version}`);
+      if (typeof v.value !== 'number' || !Number.isFinite(v.value)) c.fail(`${at}.value`, v.value, 'a finite number');
+    }
     if (stateSpec.has(name)) bad(`${at}.name: '${name}' is listed twice`);
     stateSpec.set(name, v as unknown as StateSpec);
   });
@@ -599,6 +608,10 @@ export async function loadArtifact(base: string | URL, opts: LoadOptions = {}): 
   for (const s of manifest.state) {
     // Zero state is made when a program is given it (makeModel), sized by an arena that exists.
     if (s.init === 'zeros') continue;
+    if (s.init === 'fill') {
+      host.set(s.name, s.dtype === 'f32' ? new Float32Array(numel(s.shape)).fill(s.value!) : new Int32Array(numel(s.shape)).fill(s.value!));
+      continue;
+    }
     const t = weights.get(s.name);
     if (!t) throw new ArtifactError(`${wfile}: missing tensor '${s.name}' (${s.dtype}[${s.shape.join(', ')}])`);
     if (!sameShape(t.shape, s.shape) || (t.dtype === 'F32') !== (s.dtype === 'f32')) {

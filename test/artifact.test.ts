@@ -135,8 +135,10 @@ describe('dlc compile', () => {
     for (const f of ['manifest.json', 'predict.wasm', 'train_step.wasm', 'weights.safetensors', 'index.js', 'index.d.ts', 'dlc-runtime.js']) expect(files).toContain(f);
     const m = JSON.parse(readFileSync(path.join(outA, 'manifest.json'), 'utf8')) as Manifest;
     expect(m.format).toBe('dlc-artifact');
-    // A one-input/one-output model stays version 1 (every loader reads it) and keeps its shapes.
-    expect(m.version).toBe(1);
+    // The train step's learning rate is state that starts at its value (`init: 'fill'`), which only
+    // version-3 loaders fill: version 3. A one-input/one-output model keeps its shapes.
+    expect(m.version).toBe(3);
+    expect(m.state.find((s) => s.name === 'adam.learning_rate')).toEqual({ name: 'adam.learning_rate', dtype: 'f32', shape: [], init: 'fill', value: 0.001 });
     expect(m.model).toEqual({
       name: 'sequential',
       inputs: [{ name: 'input_layer', shape: [28, 28, 1] }],
@@ -449,8 +451,9 @@ describe('artifacts of models with several inputs and outputs', () => {
 
   it('the manifest names the inputs and outputs, and which model input or output each x and y feeds', () => {
     const m = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
-    // Version 2: a version-1 loader would need inputShape/outputShape, which this model has no single value for.
-    expect(m.version).toBe(2);
+    // Version 3 for the learning rate's fill (see above); without a train step it would be 2, as a
+    // version-1 loader would need inputShape/outputShape, which this model has no single value for.
+    expect(m.version).toBe(3);
     expect(m.model).toEqual({ name: 'two_io', inputs: [{ name: 'a', shape: [4] }, { name: 'b', shape: [3] }], outputs: [{ name: 'out_reg', shape: [2] }, { name: 'out_cls', shape: [3] }] });
     const io = (e: Manifest['entries']['predict']) => e!.inputs.filter((i) => i.role === 'x' || i.role === 'y' || i.role === 'mask').map((i) => [i.name, i.role, i.feeds, i.dtype, i.shape]);
     expect(io(m.entries.predict)).toEqual([['x.a', 'x', 'a', 'f32', [8, 4]], ['x.b', 'x', 'b', 'f32', [8, 3]]]);
@@ -645,7 +648,7 @@ describe('artifacts with non-trainable state', () => {
     const art = buildArtifact(model, { batchSize: 8, runtime: readFileSync(path.join(root, 'dist', 'dlc-runtime.js')) });
     writeArtifact(dir, art.files);
     const man = art.manifest;
-    expect(man.version).toBe(1);
+    expect(man.version).toBe(3);
     for (const name of ['bn.moving_mean', 'bn.moving_variance']) {
       expect(man.state.find((s) => s.name === name)).toEqual({ name, dtype: 'f32', shape: [6], init: 'weights' });
       // The train step writes their next value back (they have no optimizer slots).

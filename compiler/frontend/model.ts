@@ -25,7 +25,7 @@ import { Input, InputLayer, SymbolicTensor } from './layer.ts';
 import type { LossName, MetricName } from './losses.ts';
 import { checkLoss, checkMetric, labelType, perSampleAccuracy, perSampleLoss } from './losses.ts';
 import type { Optimizer } from './optimizers.ts';
-import { checkOptimizer, slotNames, update } from './optimizers.ts';
+import { checkOptimizer, clipGradients, globalState, learningRateAt, nadamProduct, slotNames, update } from './optimizers.ts';
 import type { Tensor } from './tensor.ts';
 import { tensor } from './tensor.ts';
 
@@ -67,11 +67,13 @@ export interface WeightInfo {
   readonly trainable: boolean;
 }
 
-/** One persistent buffer: a weight, an optimizer slot or the step counter. */
+/** One persistent buffer: a weight, an optimizer slot, optimizer-wide state or the step counter. */
 export interface StateInfo {
   readonly name: string;
   readonly dtype: 'f32' | 'i32';
   readonly shape: Shape;
+  /** The value every element starts at when not a weight (default 0; the learning rate's is its value). */
+  readonly init?: number;
 }
 
 export type StepKind = 'train' | 'eval' | 'predict';
@@ -313,7 +315,7 @@ export class GraphModel {
     this.compiled = { optimizer, losses, lossWeights, metrics, trainable, trainableLayers, loss: losses[0] };
     // Fresh optimizer state, as Keras does when a model is compiled again.
     for (const k of [...this.state.keys()]) if (!this.weightInfo.some((w) => w.name === k)) this.state.delete(k);
-    for (const st of this.optimizerState()) this.state.set(st.name, st.dtype === 'i32' ? new Int32Array(numel(st.shape)) : new Float32Array(numel(st.shape)));
+    for (const st of this.optimizerState()) this.state.set(st.name, st.dtype === 'i32' ? new Int32Array(numel(st.shape)) : new Float32Array(numel(st.shape)).fill(st.init ?? 0));
     this.version++;
   }
 
@@ -329,6 +331,7 @@ export class GraphModel {
     const out: StateInfo[] = [];
     const tw = this.trainableWeights();
     for (const slot of slotNames(c.optimizer)) for (const w of tw) out.push({ name: `${c.optimizer.kind}.${slot}.${w.name}`, dtype: 'f32', shape: w.shape });
+    for (const g of globalState(c.optimizer)) out.push({ name: `${c.optimizer.kind}.${g.name}`, dtype: 'f32', shape: [], init: g.init });
     out.push({ name: 'step', dtype: 'i32', shape: [] });
     return out;
   }
@@ -455,14 +458,26 @@ export class GraphModel {
     if (kind === 'train') {
       const trainIdx = this.weightInfo.flatMap((w, i) => (c.trainable.has(w.name) ? [i] : []));
       const tw = trainIdx.map((i) => weights[i]);
-      const grads = grad(outputs[0], tw);
-      const slots = slotNames(c.optimizer);
+      const o = c.optimizer;
+      const grads = clipGradients(o, grad(outputs[0], tw));
+      const slots = slotNames(o);
       const nT = tw.length;
       const slotBase = this.weightInfo.length;
       const slotInputs = (ti: number) => slots.map((_, si) => stateInputs[slotBase + si * nT + ti]);
       const next = new Map<number, Node>(); // state input position -> next value
+      // Optimizer-wide state: after the slots, before the step counter.
+      const globalBase = slotBase + slots.length * nT;
+      const globals = new Map(globalState(o).map((g, i) => [g.name, stateInputs[globalBase + i] as Node]));
+      const t = b.cast(b.add(step, b.constant(1, [], 'i32')), 'f32');
+      const lr = learningRateAt(o, globals, step);
+      if (o.kind === 'nadam') {
+        const at = globalBase + globalState(o).findIndex((g) => g.name === 'u_product_minus_1');
+        const advanced = nadamProduct(o, stateInputs[at], t);
+        globals.set('u_product_minus_1', advanced);
+        next.set(at, advanced);
+      }
       tw.forEach((w, ti) => {
-        const r = update(c.optimizer, w, grads[ti], slotInputs(ti), step);
+        const r = update(o, w, grads[ti], slotInputs(ti), lr, t, globals);
         next.set(trainIdx[ti], r.w);
         r.slots.forEach((s, si) => next.set(slotBase + si * nT + ti, s));
       });
