@@ -53,3 +53,6 @@ export type { PassRecord } from './pipeline.ts';
 export { ArtifactError, chromeTrace, formatDispatch, loadArtifact, readSafetensors, setDispatchTrace, writeSafetensors } from '../runtime/index.ts';
 export type { ArtifactInputs, ArtifactLabels, ArtifactModel, DispatchEvent, LoadOptions, Manifest, ModelSpec, ModelTensor } from '../runtime/index.ts';
 export { detectRelaxedSimd } from '../runtime/wasm.ts';
+
+export { CSVLogger, EarlyStopping, historyCsv, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau } from './callbacks.ts';
+export type { Callback, CallbackModel, EarlyStoppingOptions, ModelCheckpointOptions, ReduceLROnPlateauOptions } from './callbacks.ts';

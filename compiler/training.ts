@@ -9,6 +9,7 @@
  * between calls, and exactly one session at a time may hold a newer copy (`owner`).
  */
 import type { Batch, BackendName, Session } from './backend.ts';
+import type { Callback } from './callbacks.ts';
 import { backendFactory, availableBackends } from './backend.ts';
 import { checkInputs, checkLabels } from './data.ts';
 import { DlcError, fail } from './frontend/errors.ts';
@@ -39,6 +40,12 @@ export interface FitOptions extends RunOptions {
   seed?: number;
   onBatchEnd?: (batch: number, logs: Record<string, number>) => void;
   onEpochEnd?: (epoch: number, logs: Record<string, number>) => void;
+  /** Keras callbacks (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, ...; compiler/callbacks.ts). */
+  callbacks?: readonly Callback[];
+  /** Hold out the last fraction of the samples (before shuffling) for validation, as Keras does. */
+  validationSplit?: number;
+  /** The epoch to start from (for resuming): epochs run from initialEpoch to epochs − 1. */
+  initialEpoch?: number;
 }
 
 export interface History {
@@ -247,21 +254,45 @@ export class LayersModel extends GraphModel {
     const c = this.compiled ?? fail('fit: call model.compile({optimizer, loss}) first');
     const epochs = opts.epochs ?? 1;
     const batchSize = opts.batchSize ?? 32;
+    const initialEpoch = opts.initialEpoch ?? 0;
     if (!Number.isInteger(epochs) || epochs < 1) fail(`fit: epochs must be a positive integer, got ${String(epochs)}`);
     if (!Number.isInteger(batchSize) || batchSize < 1) fail(`fit: batchSize must be a positive integer, got ${String(batchSize)}`);
-    const xs = this.checkX(x, 'x');
-    const ys = this.checkY(y, c, xs.n, 'y');
+    if (!Number.isInteger(initialEpoch) || initialEpoch < 0 || initialEpoch >= epochs) fail(`fit: initialEpoch must be an integer in [0, epochs), got ${String(opts.initialEpoch)}`);
+    let xs = this.checkX(x, 'x');
+    let ys = this.checkY(y, c, xs.n, 'y');
     if (xs.n === 0) fail('fit: x has no samples');
     let val: { x: Inputs; y: (Float32Array | Int32Array)[] } | null = null;
+    if (opts.validationSplit !== undefined) {
+      const f = opts.validationSplit;
+      if (opts.validationData) fail('fit: give validationData or validationSplit, not both');
+      if (typeof f !== 'number' || !(f > 0 && f < 1)) fail(`fit: validationSplit must be in (0, 1), got ${String(f)}`);
+      // Keras: the last fraction of the samples, before any shuffling.
+      const at = Math.floor(xs.n * (1 - f));
+      if (at === 0 || at === xs.n) fail(`fit: validationSplit ${f} of ${xs.n} samples leaves ${at === 0 ? 'no training' : 'no validation'} samples`);
+      const cut = <T extends Float32Array | Int32Array>(a: T, n: number, from: number, to: number) => a.subarray((a.length / n) * from, (a.length / n) * to) as T;
+      val = { x: { n: xs.n - at, data: xs.data.map((d) => cut(d, xs.n, at, xs.n)) }, y: ys.map((d) => cut(d, xs.n, at, xs.n)) };
+      ys = ys.map((d) => cut(d, xs.n, 0, at));
+      xs = { n: at, data: xs.data.map((d) => cut(d, xs.n, 0, at)) };
+    }
     if (opts.validationData) {
       const vx = this.checkX(opts.validationData[0], 'validationData[0]');
       val = { x: vx, y: this.checkY(opts.validationData[1], c, vx.n, 'validationData[1]') };
     }
-    const session = await this.session(opts.backend, batchSize);
+    const callbacks = opts.callbacks ?? [];
+    callbacks.forEach((cb, i) => {
+      if (!cb || typeof cb !== 'object') fail(`fit: callbacks[${i}] must be a callback object (EarlyStopping(), ...), got ${cb === null ? 'null' : typeof cb}`);
+      cb.setModel?.(this);
+    });
+    this.stopTraining = false;
+    for (const cb of callbacks) await cb.onTrainBegin?.();
     const verbose = opts.verbose ?? 1;
     const history: History = { epoch: [], history: {} };
     const steps = Math.ceil(xs.n / batchSize);
-    for (let e = 0; e < epochs; e++) {
+    let lastLogs: Record<string, number> = {};
+    for (let e = initialEpoch; e < epochs; e++) {
+      for (const cb of callbacks) await cb.onEpochBegin?.(e);
+      // Per epoch: a callback may have set the learning rate or restored weights, which the session picks up.
+      const session = await this.session(opts.backend, batchSize);
       if (verbose) process.stdout.write(`Epoch ${e + 1}/${epochs}\n`);
       const order = opts.shuffle === false ? identity(xs.n) : permutation(xs.n, opts.seed ?? 0, e);
       const bar = verbose === 1 ? new ProgressBar(steps) : null;
@@ -275,6 +306,7 @@ export class LayersModel extends GraphModel {
         seen += idx.length;
         const logs = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / seen]));
         opts.onBatchEnd?.(s, logs);
+        for (const cb of callbacks) await cb.onBatchEnd?.(s, logs);
         bar?.update(s + 1, seen, logs, s + 1 === steps);
       }
       const logs: Record<string, number> = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / seen]));
@@ -290,10 +322,24 @@ export class LayersModel extends GraphModel {
         const parts = Object.entries(logs).map(([k, v]) => `${k}: ${v.toFixed(4)}`).join(' - ');
         if (verbose === 2 || val) process.stdout.write(`epoch ${e + 1}: ${secs.toFixed(1)}s - ${(seen / secs).toFixed(0)} samples/s - ${parts}\n`);
       }
+      lastLogs = logs;
+      if (callbacks.length) {
+        // Callbacks may read the weights (EarlyStopping, ModelCheckpoint): bring them within reach.
+        await session.flush();
+        for (const cb of callbacks) await cb.onEpochEnd?.(e, logs);
+      }
+      if (this.stopTraining) {
+        if (verbose) process.stdout.write(`stopped after epoch ${e + 1}\n`);
+        break;
+      }
     }
-    await session.flush();
+    await this.sync();
+    for (const cb of callbacks) await cb.onTrainEnd?.(lastLogs);
     return history;
   }
+
+  /** Set by a callback (EarlyStopping) to end `fit` after the current epoch. */
+  stopTraining = false;
 
   async trainOnBatch(x: unknown, y: unknown, opts: RunOptions = {}): Promise<Record<string, number>> {
     const c = this.compiled ?? fail('trainOnBatch: call model.compile({optimizer, loss}) first');
