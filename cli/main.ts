@@ -412,6 +412,9 @@ const COMMANDS: readonly Command[] = [
       { name: 'weights', metavar: 'FILE', help: 'start from these weights (.safetensors, matched by tensor name)' },
       { name: 'save', metavar: 'FILE', help: 'write the trained weights to FILE (.safetensors)' },
       { name: 'png', metavar: 'FILE', help: "models whose target is their input: write test digits beside the model's outputs as a PNG" },
+      { name: 'learning-rate', metavar: 'RATE', help: "model files: the optimizer's learning rate (default: the model's compile)" },
+      { name: 'early-stopping', metavar: 'PATIENCE', min: 1, help: 'model files: stop when the test loss (or, without test samples, the loss) has not improved for PATIENCE epochs, keeping the best weights' },
+      { name: 'checkpoint', metavar: 'FILE', help: 'model files: write the weights (.safetensors) after each epoch that improves the test loss (or the loss)' },
       DEBUG_FLAG,
       TRACE_FLAG,
     ],
@@ -438,6 +441,15 @@ const COMMANDS: readonly Command[] = [
           wasm ? [['train_step.wasm (text)', await stepWat(c, detectRelaxedSimd())]] : stepWgsl(c).map((k): [string, string] => [`train_step WGSL ${k.name}`, k.code]),
         );
       }
+      const lrFlag = strFlag(p, 'learning-rate');
+      const lr = lrFlag === undefined ? undefined : Number(lrFlag);
+      if (lr !== undefined && !(lr > 0 && Number.isFinite(lr))) throw new CliError(`--learning-rate: expected a positive number, got '${lrFlag}'`, 2);
+      const checkpoint = strFlag(p, 'checkpoint');
+      if (checkpoint) checkWritable('checkpoint', checkpoint);
+      const patience = p.flags.has('early-stopping') ? intFlag(p, 'early-stopping', 1) : undefined;
+      if (src.kind === 'artifact' && (lr !== undefined || checkpoint || patience !== undefined)) {
+        throw new CliError("--learning-rate, --early-stopping and --checkpoint apply to model files; an artifact's train step runs as compiled", 2);
+      }
       const nTest = nTestOf(p);
       const data = samplesFor(src, intFlag(p, 'train-samples', 8000), nTest);
       const test = nTest > 0 ? data.test : undefined;
@@ -447,6 +459,9 @@ const COMMANDS: readonly Command[] = [
         batchSize: typeof bs === 'string' ? Number(bs) : undefined,
         seed: intFlag(p, 'seed', 0),
         test,
+        learningRate: lr,
+        earlyStopping: patience,
+        checkpoint,
       });
       if (test) {
         const parts = Object.entries(last).map(([k, v]) => `test ${k}: ${v.toFixed(4)}`);

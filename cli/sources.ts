@@ -14,7 +14,8 @@
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ArtifactModel, BackendName, LayersModel } from '../compiler/index.ts';
-import { DlcError, getDefaultBackend, loadArtifact, Model, permutation, tensor } from '../compiler/index.ts';
+import type { Callback } from '../compiler/index.ts';
+import { DlcError, EarlyStopping, getDefaultBackend, loadArtifact, Model, ModelCheckpoint, permutation, tensor } from '../compiler/index.ts';
 import { numel } from '../ir/types.ts';
 import { ProgressBar } from '../compiler/progress.ts';
 import type { Target } from './load.ts';
@@ -45,6 +46,12 @@ export interface FitArgs {
   readonly batchSize: number | undefined;
   readonly seed: number;
   readonly test?: { readonly x: Float32Array; readonly y: Int32Array };
+  /** Model files: the learning rate to train with. */
+  readonly learningRate?: number;
+  /** Model files: EarlyStopping's patience, in epochs (restoring the best weights). */
+  readonly earlyStopping?: number;
+  /** Model files: write the weights here after each epoch that improves the monitored loss. */
+  readonly checkpoint?: string;
 }
 
 /** True when `file` is an artifact folder (or its manifest.json). */
@@ -156,6 +163,15 @@ export async function modelSource(file: string, backend: BackendName | undefined
     async fit(x, labels, a) {
       const n = labels.length;
       const nt = a.test?.y.length ?? 0;
+      if (a.learningRate !== undefined) m.optimizer.learningRate = a.learningRate;
+      // Watch the test loss when there is a test split, else the training loss.
+      const monitor = a.test ? 'val_loss' : 'loss';
+      const callbacks: Callback[] = [];
+      if (a.earlyStopping !== undefined) callbacks.push(EarlyStopping({ monitor, patience: a.earlyStopping, restoreBestWeights: true }));
+      if (a.checkpoint) {
+        const file = a.checkpoint;
+        callbacks.push(ModelCheckpoint({ filepath: file, monitor, saveBestOnly: true, write: (_p, bytes) => writeFileAtomic(file, bytes) }));
+      }
       const h = await m.fit(tensor(x, [n, ...m.inputShape], 'f32'), targets(x, labels, n), {
         epochs: a.epochs,
         batchSize: a.batchSize ?? 32,
@@ -163,7 +179,10 @@ export async function modelSource(file: string, backend: BackendName | undefined
         verbose: 1,
         backend: be,
         seed: a.seed,
+        callbacks,
       });
+      // With early stopping the best weights are back in the model: report their test scores.
+      if (a.earlyStopping !== undefined && a.test) return m.evaluate(tensor(a.test.x, [nt, ...m.inputShape], 'f32'), targets(a.test.x, a.test.y, nt), { backend: be });
       // fit already evaluated the test split after the last epoch; report that rather than rerun it.
       const out: Record<string, number> = {};
       for (const [k, v] of Object.entries(h.history)) if (k.startsWith('val_')) out[k.slice(4)] = v[v.length - 1];

@@ -232,6 +232,26 @@ describe('dlc train on functional models', () => {
   });
 });
 
+describe('dlc train: learning rate, early stopping, checkpoints', () => {
+  it('train with --learning-rate, --early-stopping and --checkpoint writes the best weights', async () => {
+    const ck = path.join(tmp, 'best.safetensors');
+    const r = await dlc(['train', 'examples/digit-sum-gru.ts', '--train-samples', '320', '--test-samples', '96', '--epochs', '3', '--learning-rate', '0.005', '--early-stopping', '1', '--checkpoint', ck]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/test loss: [\d.]+ - test accuracy: [\d.]+ \(96 test samples\)/);
+    const saved = readSafetensors(readFileSync(ck)).tensors;
+    expect([...saved.keys()].sort()).toContain('gru.gru_cell.kernel');
+  }, 120_000);
+
+  it.each([
+    ['--learning-rate that is not a positive number', ['train', 'examples/mnist-cnn.ts', '--learning-rate', '-1'], /--learning-rate: expected a positive number, got '-1'/],
+    ['--checkpoint into a missing folder', ['train', 'examples/mnist-cnn.ts', '--checkpoint', '/nonexistent-dir/x.safetensors'], /--checkpoint: folder \/nonexistent-dir does not exist/],
+  ])('%s: exit 2 before any work', async (_what, args, msg) => {
+    const r = await dlc(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(msg);
+  });
+});
+
 describe('a model file with its own data', () => {
   it('dlc train takes the samples from its dataset export (a GRU over masked digit sequences)', async () => {
     const r = await dlc(['train', 'examples/digit-sum-gru.ts', '--train-samples', '960', '--test-samples', '200', '--epochs', '2']);
