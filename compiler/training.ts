@@ -240,7 +240,33 @@ export class LayersModel extends GraphModel {
     checked.forEach((c, i) => {
       if (c.n !== checked[0].n) fail(`${label(i)} has ${c.n} samples, ${label(0)} has ${checked[0].n}`);
     });
+    // Token ids an Embedding reads straight from a model input must be integers in its range, checked
+    // before any step runs (the one-hot lookup would silently give a zero vector).
+    for (const { input, layer, inputDim } of this.tokenInputs()) {
+      const d = checked[input].data;
+      const per = d.length / Math.max(checked[input].n, 1);
+      for (let k = 0; k < d.length; k++) {
+        const v = d[k];
+        if (!(Number.isInteger(v) && v >= 0 && v < inputDim)) {
+          fail(`${label(input)}: sample ${Math.floor(k / per)} has token ${v} at position ${k % per}, but ${layer} takes integers in [0, ${inputDim})`);
+        }
+      }
+    }
     return { n: checked[0]?.n ?? 0, data: checked.map((c) => c.data) };
+  }
+
+  /** Model inputs that feed an Embedding directly: their token ids are checked on the host. */
+  private tokenInputs(): { input: number; layer: string; inputDim: number }[] {
+    const out: { input: number; layer: string; inputDim: number }[] = [];
+    for (const l of this.layers) {
+      const dim = (l as { inputDim?: unknown }).inputDim;
+      if (l.className !== 'Embedding' || typeof dim !== 'number') continue;
+      for (const c of l.calls) {
+        const i = this.inputs.indexOf(c.inputs[0]);
+        if (i >= 0) out.push({ input: i, layer: l.label, inputDim: dim });
+      }
+    }
+    return out;
   }
 
   /** Labels: one tensor for a one-output model, else a list in output order or keyed by output name. */

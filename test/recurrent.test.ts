@@ -156,6 +156,16 @@ describe('dropout in recurrent layers', () => {
 });
 
 describe('recurrent layers refuse bad input', () => {
+  it('Embedding token ids out of range or not integers, before any step runs, naming the sample', async () => {
+    const tok = Input({ shape: [3], name: 'tok' });
+    const m = Model({ inputs: tok, outputs: Dense(2, { name: 'd' }).apply(GRU(2, { name: 'g' }).apply(Embedding(5, 2, { name: 'emb' }).apply(tok))), name: 'tokens' });
+    m.compile({ optimizer: 'sgd', loss: 'mse' });
+    const y = tensor(new Float32Array(4), [2, 2]);
+    await expect(m.fit(tensor(Float32Array.from([1, 2, 3, 4, 5, 0]), [2, 3]), y, { verbose: 0 })).rejects.toThrow(/x: sample 1 has token 5 at position 1, but Embedding 'emb' takes integers in \[0, 5\)/);
+    await expect(m.predict(tensor(Float32Array.from([1, 2.5, 3]), [1, 3]))).rejects.toThrow(/x: sample 0 has token 2.5 at position 1/);
+    await expect(m.predict(tensor(Float32Array.from([1, -1, 3]), [1, 3]))).rejects.toThrow(/token -1/);
+  });
+
   it('a sequence input of the wrong rank', () => {
     const x = Input({ shape: [5], name: 'x' });
     expect(() => LSTM(4, { name: 'lstm' }).apply(x)).toThrow(/LSTM 'lstm': expects sequences of shape \[time, features\] per sample, got \[5\]/);
