@@ -8,7 +8,7 @@
 import type { Shape } from '../ir/types.ts';
 import { fmtShape, numel } from '../ir/types.ts';
 import { fail } from './frontend/errors.ts';
-import type { LossName } from './frontend/losses.ts';
+import type { Loss } from './frontend/losses.ts';
 import type { Tensor } from './frontend/tensor.ts';
 
 export interface TensorLike {
@@ -47,31 +47,29 @@ export function checkInputs(t: unknown, inputShape: Shape, what = 'x'): { n: num
 }
 
 /** Labels for `loss` and a model output of per-sample shape `outShape`. */
-export function checkLabels(t: unknown, loss: LossName, outShape: Shape, n: number, what = 'y'): Float32Array | Int32Array {
+export function checkLabels(t: unknown, loss: Loss, outShape: Shape, n: number, what = 'y'): Float32Array | Int32Array {
   const y = asTensor(t, what);
-  switch (loss) {
+  switch (loss.kind) {
     case 'sparse_categorical_crossentropy': {
+      const ignore = loss.ignoreClass;
       const classes = outShape[0];
       const okShape = shapeOk(y.shape, [n]) || shapeOk(y.shape, [n, 1]);
       if (!okShape) fail(`${what}: sparse_categorical_crossentropy expects integer labels of shape [${n}], got ${fmtShape(y.shape)}`);
       const out = new Int32Array(n);
       for (let i = 0; i < n; i++) {
         const v = y.data[i];
-        if (!Number.isInteger(v) || v < 0 || v >= classes) fail(`${what}: label ${i} is ${v}; expected an integer class in [0, ${classes - 1}]`);
+        if (!Number.isInteger(v) || ((v < 0 || v >= classes) && v !== ignore)) fail(`${what}: label ${i} is ${v}; expected an integer class in [0, ${classes - 1}]${ignore === null ? '' : ` or the ignored class ${ignore}`}`);
         out[i] = v;
       }
       return out;
     }
-    case 'categorical_crossentropy':
-    case 'binary_crossentropy':
-    case 'mean_squared_error': {
-      if (!shapeOk(y.shape, [n, ...outShape])) fail(`${what}: ${loss} expects targets of shape [${[n, ...outShape].join(',')}], got ${fmtShape(y.shape)}`);
+    default: {
+      // Every other loss takes targets of the output's shape.
+      if (!shapeOk(y.shape, [n, ...outShape])) fail(`${what}: ${loss.kind} expects targets of shape [${[n, ...outShape].join(',')}], got ${fmtShape(y.shape)}`);
       const data = y.data instanceof Float32Array ? y.data : Float32Array.from(y.data);
       checkFinite(data, what);
       return data;
     }
-    default:
-      return loss satisfies never;
   }
 }
 

@@ -30,6 +30,26 @@ export { Conv1D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D } from './fro
 export type { Conv1DOptions, Conv2DTransposeOptions, DepthwiseConv2DOptions, SeparableConv2DOptions } from './frontend/layers/conv.ts';
 export { SGD, Adam, AdamW, Adagrad, Adamax, Nadam, RMSprop, ExponentialDecay, PiecewiseConstantDecay, CosineDecay, InverseTimeDecay } from './frontend/optimizers.ts';
 export type { CommonOptions as OptimizerOptions, LearningRate, Optimizer, Schedule } from './frontend/optimizers.ts';
+export {
+  BinaryCrossentropy,
+  CategoricalCrossentropy,
+  CategoricalHinge,
+  CosineSimilarity,
+  Hinge,
+  Huber,
+  KLDivergence,
+  LogCosh,
+  MeanAbsoluteError,
+  MeanSquaredError,
+  Poisson,
+  SparseCategoricalCrossentropy,
+  BinaryAccuracy,
+  CategoricalAccuracy,
+  SparseCategoricalAccuracy,
+  SparseTopKCategoricalAccuracy,
+  TopKCategoricalAccuracy,
+} from './frontend/losses.ts';
+export type { Loss, LossName, LossSpec, Metric, MetricName, MetricSpec } from './frontend/losses.ts';
 export { tensor } from './frontend/tensor.ts';
 export type { Tensor } from './frontend/tensor.ts';
 export { GraphModel } from './frontend/model.ts';

@@ -522,7 +522,7 @@ describe('bad model definitions fail early and name the layer and shapes', () =>
 
   const small = () => Sequential([Dense(3, { activation: 'softmax', inputShape: [4] })]);
   it('unknown loss', () => {
-    expect(() => small().compile({ optimizer: 'sgd', loss: 'hinge' })).toThrow(/compile: unknown loss 'hinge'/);
+    expect(() => small().compile({ optimizer: 'sgd', loss: 'squared_hinge' })).toThrow(/compile: unknown loss 'squared_hinge'/);
   });
   it('unknown optimizer (name and object)', () => {
     expect(() => small().compile({ optimizer: 'lion', loss: 'mse' })).toThrow(/compile: unknown optimizer 'lion'; expected one of sgd, rmsprop, adam, adamw, adagrad, adamax, nadam/);

@@ -22,8 +22,8 @@ import { DlcError, fail } from './errors.ts';
 import { initialize } from './initializers.ts';
 import type { AnyLayer, CallContext, Layer, LayerCall, WeightSpec } from './layer.ts';
 import { Input, InputLayer, SymbolicTensor } from './layer.ts';
-import type { LossName, MetricName } from './losses.ts';
-import { checkLoss, checkMetric, labelType, perSampleAccuracy, perSampleLoss } from './losses.ts';
+import type { Loss, LossName, LossSpec, MetricSpec, ResolvedMetric } from './losses.ts';
+import { batchLoss, checkLoss, checkLossFits, checkMetric, isLossObject, isMetricObject, labelType, perSampleLoss, perSampleMetric, resolveMetric } from './losses.ts';
 import type { Optimizer } from './optimizers.ts';
 import { checkOptimizer, clipGradients, globalState, learningRateAt, nadamProduct, slotNames, update } from './optimizers.ts';
 import type { Tensor } from './tensor.ts';
@@ -34,26 +34,33 @@ export type PerOutput<T> = T | readonly T[] | Readonly<Record<string, T>>;
 
 export interface CompileConfig {
   optimizer: string | Optimizer;
-  /** One loss for every output, a list in output order, or an object keyed by output name. */
-  loss: PerOutput<string>;
+  /**
+   * One loss for every output, a list in output order, or an object keyed by output name. A loss is
+   * a name (`'huber'`, `'mse'`, ...) or a loss object with options (`Huber({ delta: 0.5 })`).
+   */
+  loss: PerOutput<LossSpec>;
   /** Weights of the outputs' losses in the total (default 1 each). */
   lossWeights?: readonly number[] | Readonly<Record<string, number>>;
-  /** Metrics for every output (a list), or per output (a list of lists, or keyed by output name). */
-  metrics?: readonly string[] | readonly (readonly string[])[] | Readonly<Record<string, readonly string[]>>;
+  /**
+   * Metrics for every output (a list), or per output (a list of lists, or keyed by output name). A
+   * metric is a name (logged under that name, as Keras does) or a metric object
+   * (`TopKCategoricalAccuracy({ k: 3 })`, logged under its `name`).
+   */
+  metrics?: readonly MetricSpec[] | readonly (readonly MetricSpec[])[] | Readonly<Record<string, readonly MetricSpec[]>>;
 }
 
 export interface Compiled {
   readonly optimizer: Optimizer;
-  /** Loss of each output, in output order. */
-  readonly losses: readonly LossName[];
+  /** Loss of each output, in output order, with its options. */
+  readonly losses: readonly Loss[];
   readonly lossWeights: readonly number[];
-  /** Metrics of each output, in output order. */
-  readonly metrics: readonly (readonly MetricName[])[];
+  /** Metrics of each output, in output order (`accuracy` resolved to the kind that fits the output). */
+  readonly metrics: readonly (readonly ResolvedMetric[])[];
   /** Names of the weights the optimizer updates: trainable weights of trainable layers, as of compile. */
   readonly trainable: ReadonlySet<string>;
   /** Names of the layers whose `trainable` flag was set at compile (a frozen BatchNormalization runs in inference mode). */
   readonly trainableLayers: ReadonlySet<string>;
-  /** The single-output loss (the first output's), kept for callers of one-output models. */
+  /** The first output's loss name, kept for callers of one-output models (`losses` has the options). */
   readonly loss: LossName;
 }
 
@@ -286,33 +293,38 @@ export class GraphModel {
     const optimizer = checkOptimizer(cfg.optimizer);
     const names = this.outputNames;
     const isStr = (x: unknown): x is string => typeof x === 'string';
-    const losses = perOutput(cfg.loss, names, 'loss', isStr).map((l) => checkLoss(l));
+    // Where a message happens: the argument, and the output when there are several.
+    const at = (i: number) => (names.length > 1 ? `compile: output '${names[i]}'` : 'compile');
+    const isLoss = (x: unknown): x is LossSpec => isStr(x) || isLossObject(x);
+    const losses = perOutput<LossSpec>(cfg.loss, names, 'loss', isLoss).map((l, i) => checkLoss(l, at(i)));
     const isNum = (x: unknown): x is number => typeof x === 'number';
     const lossWeights = perOutput<number>(cfg.lossWeights as PerOutput<number> | undefined, names, 'lossWeights', isNum, 1);
     lossWeights.forEach((w, i) => {
       if (!Number.isFinite(w) || w < 0) fail(`compile: lossWeights for output '${names[i]}' must be a finite number >= 0, got ${w}`);
     });
-    const isList = (x: unknown): x is readonly string[] => Array.isArray(x) && x.every(isStr);
+    const isList = (x: unknown): x is readonly MetricSpec[] => Array.isArray(x) && x.every((m) => isStr(m) || isMetricObject(m));
     const m = cfg.metrics;
-    const metricLists: (readonly string[])[] =
-      m === undefined ? names.map(() => []) : isList(m) ? names.map(() => m) : perOutput<readonly string[]>(m as PerOutput<readonly string[]>, names, 'metrics', isList, []);
-    const metrics = metricLists.map((ms) => [...new Set(ms.map(checkMetric))]);
+    const metricLists: (readonly MetricSpec[])[] =
+      m === undefined ? names.map(() => []) : isList(m) ? names.map(() => m) : perOutput<readonly MetricSpec[]>(m as PerOutput<readonly MetricSpec[]>, names, 'metrics', isList, []);
     losses.forEach((loss, i) => {
-      const shape = this.outputs[i].shape;
-      const who = names.length > 1 ? `output '${names[i]}': ` : '';
-      try {
-        labelType(loss, shape, 1); // rejects a loss that cannot apply to this output
-      } catch (e) {
-        if (e instanceof DlcError) fail(`compile: ${who}${e.message}`);
-        throw e;
+      const producer = this.outputs[i].producer.layer as { activation?: Layer['activation'] };
+      checkLossFits(loss, this.outputs[i].shape, producer.activation ?? 'linear', at(i));
+    });
+    const metrics = metricLists.map((ms, i) => {
+      const out: ResolvedMetric[] = [];
+      for (const spec of ms) {
+        const r = resolveMetric(checkMetric(spec, at(i)), losses[i], this.outputs[i].shape, at(i));
+        if (r.name === 'loss') fail(`${at(i)}: a metric cannot be named 'loss' (the log's name for the loss); give it another name`);
+        const same = out.find((x) => x.name === r.name);
+        // The same metric twice is logged once; two different metrics under one name are refused.
+        if (same && JSON.stringify(same) !== JSON.stringify(r)) fail(`${at(i)}: two different metrics are logged as '${r.name}'; give one another name ({ name: '...' })`);
+        if (!same) out.push(r);
       }
-      if (metrics[i].includes('accuracy') && loss === 'categorical_crossentropy' && shape.length !== 1) {
-        fail(`compile: ${who}accuracy with categorical_crossentropy needs a model output of rank 1 per sample, got ${fmtShape(shape)}`);
-      }
+      return out;
     });
     const trainableLayers = new Set(this.layers.filter((l) => l.trainable).map((l) => l.name));
     const trainable = new Set(this.weightInfo.filter((w) => w.trainable && trainableLayers.has(w.layer)).map((w) => w.name));
-    this.compiled = { optimizer, losses, lossWeights, metrics, trainable, trainableLayers, loss: losses[0] };
+    this.compiled = { optimizer, losses, lossWeights, metrics, trainable, trainableLayers, loss: losses[0].kind };
     // Fresh optimizer state, as Keras does when a model is compiled again.
     for (const k of [...this.state.keys()]) if (!this.weightInfo.some((w) => w.name === k)) this.state.delete(k);
     for (const st of this.optimizerState()) this.state.set(st.name, st.dtype === 'i32' ? new Int32Array(numel(st.shape)) : new Float32Array(numel(st.shape)).fill(st.init ?? 0));
@@ -429,7 +441,7 @@ export class GraphModel {
     // An output with a Keras mask (a sequence from masked steps) averages its loss over the real
     // steps of the real samples, as Keras does: Σ loss·mask / Σ mask.
     const perLoss = fwd.outputs.map((o, i) => {
-      if (!o.mask) return mean(perSampleLoss(c.losses[i], o.out, o.logits, o.act, ys[i]));
+      if (!o.mask) return batchLoss(c.losses[i], perSampleLoss(c.losses[i], o.out, o.logits, o.act, ys[i]), ys[i], mask, count);
       const m = o.mask;
       if (m.shape.length > o.out.shape.length - 1 || !m.shape.every((d, k) => d === o.out.shape[k])) {
         throw new Error(`loss of output '${this.outputNames[i]}': its mask ${fmtShape(m.shape)} does not fit the output ${fmtShape(o.out.shape)}`);
@@ -449,8 +461,8 @@ export class GraphModel {
     });
     fwd.outputs.forEach((o, i) => {
       for (const m of c.metrics[i]) {
-        outputs.push(mean(perSampleAccuracy(c.losses[i], o.out, ys[i])));
-        names.push(oneOut ? m : `${this.outputNames[i]}_${m}`);
+        outputs.push(mean(perSampleMetric(m, o.out, ys[i])));
+        names.push(oneOut ? m.name : `${this.outputNames[i]}_${m.name}`);
       }
     });
     const results = new Map(names.map((n, i) => [n, i]));
