@@ -260,13 +260,15 @@ beforeAll(async () => {
   // http://127.0.0.1 is a secure context, so navigator.gpu exists (it does not on about:blank).
   await tab.goto(`http://127.0.0.1:${port}/?runs=${RUNS.join(',')}&labels=${Array.from(labels.slice(0, BATCH)).join(',')}`);
   try {
-    await tab.waitForFunction(() => (window as { result?: unknown }).result !== undefined, null, { timeout: 60_000 });
+    // SwiftShader compiles every WGSL kernel on the CPU: about 30 s on a quiet 2-core machine, more
+    // while other suites share the cores.
+    await tab.waitForFunction(() => (window as { result?: unknown }).result !== undefined, null, { timeout: 150_000 });
   } catch (e) {
     throw new Error(`the page never set window.result: ${(e as Error).message}${context()}`);
   }
   page = (await tab.evaluate(() => (window as { result?: unknown }).result)) as PageResult;
   await tab.close();
-}, 100_000);
+}, 200_000);
 
 afterAll(async () => {
   await browser?.close();
