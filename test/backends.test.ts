@@ -19,7 +19,6 @@ import { fuse } from '../compiler/kernel/fuse.ts';
 import { planMemory } from '../compiler/kernel/plan.ts';
 import { loadMnist } from '../compiler/mnist.ts';
 import { simplify } from '../compiler/passes/simplify.ts';
-import { grad } from '../ir/autodiff.ts';
 import * as b from '../ir/builders.ts';
 import { makeFunc } from '../ir/graph.ts';
 import { interpret } from '../ir/interp.ts';
@@ -30,6 +29,7 @@ import type { DType, Func, InputNode } from '../ir/types.ts';
 import { numel } from '../ir/types.ts';
 import { detectRelaxedSimd, instantiateProgram } from '../runtime/wasm.ts';
 import { needWebGpu } from './helpers/requirements.ts';
+import { rnnTrainGraph } from './helpers/scan-graph.ts';
 
 type Arr = Float32Array | Int32Array;
 
@@ -105,17 +105,7 @@ function opGraphs(): { name: string; f: Func; args: Arr[] }[] {
   {
     // A recurrent loop, forward and backward (the gradient is a reverse scan), in both directions.
     for (const reverse of [false, true]) {
-      const xs = inp('xs', [5, 2, 3]);
-      const h0 = inp('h0', [2, 4]);
-      const w = inp('w', [3, 4]);
-      const u = inp('u', [4, 4]);
-      const r = b.scan(([h], [x]) => {
-        const h2 = b.tanh(b.add(b.dot(x, w), b.dot(h, u)));
-        return { carry: [h2], ys: [h2, b.mul(h2, h)] };
-      }, [h0], [xs], { reverse });
-      const loss = b.reduceSum(b.mul(r.ys[1], r.ys[0]), [0, 1, 2]);
-      const g = grad(loss, [xs, h0, w, u]);
-      const f = makeFunc(`scan_${reverse ? 'reverse' : 'forward'}`, [xs, h0, w, u], [r.carry[0], r.ys[0], r.ys[1], loss, ...g]);
+      const f = rnnTrainGraph(5, reverse);
       out.push({ name: f.name, f, args: [rnd(30, 9), rnd(8, 10), rnd(12, 11), rnd(16, 12)] });
     }
   }

@@ -34,7 +34,6 @@ import { planMemory } from '../compiler/kernel/plan.ts';
 import { byteLoops } from '../compiler/kernel/schedule.ts';
 import { simplify } from '../compiler/passes/simplify.ts';
 import type { Program } from '../compiler/kernel/types.ts';
-import { grad } from '../ir/autodiff.ts';
 import * as b from '../ir/builders.ts';
 import { funcNodes, makeFunc } from '../ir/graph.ts';
 import { interpret } from '../ir/interp.ts';
@@ -45,6 +44,7 @@ import type { DType, Func, InputNode, Op } from '../ir/types.ts';
 import { numel } from '../ir/types.ts';
 import { createProgram, kernelLimits } from '../runtime/webgpu.ts';
 import { needWebGpu } from './helpers/requirements.ts';
+import { rnnTrainGraph } from './helpers/scan-graph.ts';
 
 // ---------------------------------------------------------------- the adapter, or a loud skip
 
@@ -301,17 +301,7 @@ describe.runIf(device)('wgsl kernels match the kernel interpreter', () => {
 
   it('a recurrent loop and its gradient (scan, reverse scan), both directions', async () => {
     for (const reverse of [false, true]) {
-      const xs = inp('xs', [6, 2, 3]);
-      const h0 = inp('h0', [2, 4]);
-      const w = inp('w', [3, 4]);
-      const u = inp('u', [4, 4]);
-      const r = b.scan(([h], [x]) => {
-        const h2 = b.tanh(b.add(b.dot(x, w), b.dot(h, u)));
-        return { carry: [h2], ys: [h2, b.mul(h2, h)] };
-      }, [h0], [xs], { reverse });
-      const loss = b.reduceSum(b.mul(r.ys[1], r.ys[0]), [0, 1, 2]);
-      const g = grad(loss, [xs, h0, w, u]);
-      const f = simplify(makeFunc(`scan_${reverse}`, [xs, h0, w, u], [r.carry[0], r.ys[0], r.ys[1], loss, ...g]));
+      const f = simplify(rnnTrainGraph(6, reverse));
       const p = await check(f, [rnd(36, 40), rnd(8, 41), rnd(12, 42), rnd(16, 43)]);
       expect(p.loops.length).toBe(2);
     }
