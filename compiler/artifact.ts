@@ -188,10 +188,10 @@ export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
   const single = model.inputs.length === 1 && model.outputs.length === 1;
   // Loops (recurrent layers) need a loader that repeats the loop body, and state that starts at a
   // value (the learning rate) one that fills it: version 3.
-  const loops = Object.values(manifestEntries).some((e) => e.loops) || state.some((s) => s.init === 'fill');
+  const needsV3 = Object.values(manifestEntries).some((e) => e.loops) || state.some((s) => s.init === 'fill');
   const manifest: Manifest = {
     format: ARTIFACT_FORMAT,
-    version: loops ? ARTIFACT_VERSION_LOOPS : single ? ARTIFACT_VERSION_SINGLE_IO : ARTIFACT_VERSION_NAMED_IO,
+    version: needsV3 ? ARTIFACT_VERSION_LOOPS : single ? ARTIFACT_VERSION_SINGLE_IO : ARTIFACT_VERSION_NAMED_IO,
     model: {
       name: model.name,
       inputs: model.inputNames.map((name, i) => ({ name, shape: [...model.inputShapes[i]] })),

@@ -15,6 +15,7 @@ import { checkInputs, checkLabels } from './data.ts';
 import { DlcError, fail } from './frontend/errors.ts';
 import type { Layer } from './frontend/layers.ts';
 import type { Compiled, ModelConfig, ModelOptions } from './frontend/model.ts';
+import { EmbeddingLayer } from './frontend/layers/recurrent.ts';
 import { chain, GraphModel } from './frontend/model.ts';
 import type { Optimizer } from './frontend/optimizers.ts';
 import type { Tensor } from './frontend/tensor.ts';
@@ -259,11 +260,10 @@ export class LayersModel extends GraphModel {
   private tokenInputs(): { input: number; layer: string; inputDim: number }[] {
     const out: { input: number; layer: string; inputDim: number }[] = [];
     for (const l of this.layers) {
-      const dim = (l as { inputDim?: unknown }).inputDim;
-      if (l.className !== 'Embedding' || typeof dim !== 'number') continue;
+      if (!(l instanceof EmbeddingLayer)) continue;
       for (const c of l.calls) {
         const i = this.inputs.indexOf(c.inputs[0]);
-        if (i >= 0) out.push({ input: i, layer: l.label, inputDim: dim });
+        if (i >= 0) out.push({ input: i, layer: l.label, inputDim: l.inputDim });
       }
     }
     return out;

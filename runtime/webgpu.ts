@@ -226,10 +226,6 @@ export async function createProgram(
   const bytes = Math.max(16, Math.ceil(arenaBytes / 16) * 16);
   checkArena(device, bytes);
   checkLoops(loops, kernels.length, bytes, `webgpu: ${label}`);
-  // The scratch a batch of loop copies can need: a batch holds copies that follow each other with no
-  // dispatch between (one step's exit and the next step's enter, an inner loop's and its outer
-  // loop's), each copy at most once, so all the loops' copies together bound it.
-  const loopScratch = loops.reduce((m, L) => m + [...L.init, ...L.enter, ...L.exit].reduce((t, c) => t + c.bytes, 0), 0);
   const bindLayout = device.createBindGroupLayout({
     label: `${label}.layout`,
     entries: [{ binding: 0, visibility: SHADER_STAGE_COMPUTE, buffer: { type: 'storage' } }],
@@ -310,39 +306,43 @@ export async function createProgram(
   };
 
   /**
-   * Encode the step's dispatches and its loops' copies in schedule order: dispatches share a compute
-   * pass until a copy ends it; consecutive copies go in one batch through scratch unless one reads
-   * what an earlier one in the batch writes.
+   * What a step records, worked out once: runs of dispatches that share a compute pass, and batches
+   * of in-arena copies (loop slices) between them. A copy ends the pass; consecutive copies share a
+   * batch through scratch unless one reads what an earlier one in the batch writes. A program
+   * without loops is one pass.
    */
-  const encodeLoops = (enc: GPUCommandEncoder) => {
-    let pass: GPUComputePassEncoder | null = null;
-    let batch: ArenaCopy[] = [];
-    const flush = () => {
-      encodeCopies(enc, batch);
-      batch = [];
-    };
-    walkSchedule(pipelines.length, loops, (e) => {
-      if (e.k === 'copy') {
-        pass?.end();
-        pass = null;
-        const c = byteCopyAt(e.copy, e.step);
-        if (batch.some((d) => c.src < d.dst + d.bytes && d.dst < c.src + c.bytes)) flush();
-        batch.push(c);
-        return;
+  type Segment = { readonly k: 'pass'; readonly pipelines: (typeof pipelines)[number][] } | { readonly k: 'copies'; readonly copies: ArenaCopy[] };
+  const recording: Segment[] = [];
+  walkSchedule(pipelines.length, loops, (e) => {
+    const last = recording[recording.length - 1];
+    if (e.k === 'copy') {
+      const c = byteCopyAt(e.copy, e.step);
+      if (last?.k === 'copies' && !last.copies.some((d) => c.src < d.dst + d.bytes && d.dst < c.src + c.bytes)) last.copies.push(c);
+      else recording.push({ k: 'copies', copies: [c] });
+      return;
+    }
+    const p = pipelines[e.index];
+    if (p.workgroups[0] * p.workgroups[1] * p.workgroups[2] === 0) return;
+    if (last?.k === 'pass') last.pipelines.push(p);
+    else recording.push({ k: 'pass', pipelines: [p] });
+  });
+  // The largest batch of loop copies, staged through scratch at once.
+  const loopScratch = Math.max(0, ...recording.map((r) => (r.k === 'copies' ? copyBytes(r.copies) : 0)));
+
+  const encodeStep = (enc: GPUCommandEncoder) => {
+    for (const r of recording) {
+      if (r.k === 'copies') {
+        encodeCopies(enc, r.copies);
+        continue;
       }
-      const p = pipelines[e.index];
-      const [x, y, z] = p.workgroups;
-      if (x * y * z === 0) return;
-      if (batch.length) flush();
-      if (!pass) {
-        pass = enc.beginComputePass({ label: `${label}.kernels` });
-        pass.setBindGroup(0, bindGroup);
+      const pass = enc.beginComputePass({ label: `${label}.kernels` });
+      pass.setBindGroup(0, bindGroup);
+      for (const p of r.pipelines) {
+        pass.setPipeline(p.pipeline);
+        pass.dispatchWorkgroups(...p.workgroups);
       }
-      pass.setPipeline(p.pipeline);
-      pass.dispatchWorkgroups(x, y, z);
-    });
-    (pass as GPUComputePassEncoder | null)?.end();
-    flush();
+      pass.end();
+    }
   };
 
   let runs = 0;
@@ -395,18 +395,7 @@ export async function createProgram(
       if (trace) return runTraced(trace, copies);
       runs++;
       const enc = device.createCommandEncoder({ label: `${label}.step` });
-      if (loops.length) encodeLoops(enc);
-      else if (pipelines.length) {
-        const pass = enc.beginComputePass({ label: `${label}.kernels` });
-        pass.setBindGroup(0, bindGroup);
-        for (const p of pipelines) {
-          const [x, y, z] = p.workgroups;
-          if (x * y * z === 0) continue;
-          pass.setPipeline(p.pipeline);
-          pass.dispatchWorkgroups(x, y, z);
-        }
-        pass.end();
-      }
+      encodeStep(enc);
       encodeCopies(enc, copies);
       device.queue.submit([enc.finish()]);
     },

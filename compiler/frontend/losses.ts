@@ -25,7 +25,7 @@
  */
 import * as b from '../../ir/builders.ts';
 import type { Node, Shape, TensorType } from '../../ir/types.ts';
-import { fmtShape } from '../../ir/types.ts';
+import { fmtShape, numel } from '../../ir/types.ts';
 import type { ActivationName } from './activations.ts';
 import { logSoftmax, softplus } from './activations.ts';
 import { fail } from './errors.ts';
@@ -244,7 +244,6 @@ const TINY = 1e-30;
 const clip = (p: Node) => b.min(b.max(p, b.scalarLike(EPS, p)), b.scalarLike(1 - EPS, p));
 const abs = (x: Node) => b.max(x, b.neg(x));
 const rest = (x: Node) => x.shape.map((_, i) => i).slice(1);
-const numel = (s: readonly number[]) => s.reduce((a, c) => a * c, 1);
 const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
 
 /** One-hot f32 [batch, classes] from i32 labels [batch]. */

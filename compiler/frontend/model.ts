@@ -25,7 +25,7 @@ import { Input, InputLayer, SymbolicTensor } from './layer.ts';
 import type { Loss, LossName, LossSpec, MetricSpec, ResolvedMetric } from './losses.ts';
 import { batchLoss, checkLoss, checkLossFits, checkMetric, isLossObject, isMetricObject, labelType, perSampleLoss, perSampleMetric, resolveMetric } from './losses.ts';
 import type { Optimizer } from './optimizers.ts';
-import { checkOptimizer, clipGradients, globalState, learningRateAt, nadamProduct, slotNames, update } from './optimizers.ts';
+import { advanceGlobals, checkOptimizer, clipGradients, globalState, learningRateAt, slotNames, update } from './optimizers.ts';
 import type { Tensor } from './tensor.ts';
 import { tensor } from './tensor.ts';
 
@@ -479,15 +479,15 @@ export class GraphModel {
       const next = new Map<number, Node>(); // state input position -> next value
       // Optimizer-wide state: after the slots, before the step counter.
       const globalBase = slotBase + slots.length * nT;
-      const globals = new Map(globalState(o).map((g, i) => [g.name, stateInputs[globalBase + i] as Node]));
+      const gs = globalState(o);
       const t = b.cast(b.add(step, b.constant(1, [], 'i32')), 'f32');
+      // Each step advances the optimizer-wide state first (Nadam's momentum product); the per-weight
+      // updates read the advanced values.
+      const globals = advanceGlobals(o, new Map(gs.map((g, i) => [g.name, stateInputs[globalBase + i] as Node])), t);
+      gs.forEach((g, i) => {
+        if (globals.get(g.name) !== stateInputs[globalBase + i]) next.set(globalBase + i, globals.get(g.name)!);
+      });
       const lr = learningRateAt(o, globals, step);
-      if (o.kind === 'nadam') {
-        const at = globalBase + globalState(o).findIndex((g) => g.name === 'u_product_minus_1');
-        const advanced = nadamProduct(o, stateInputs[at], t);
-        globals.set('u_product_minus_1', advanced);
-        next.set(at, advanced);
-      }
       tw.forEach((w, ti) => {
         const r = update(o, w, grads[ti], slotInputs(ti), lr, t, globals);
         next.set(trainIdx[ti], r.w);

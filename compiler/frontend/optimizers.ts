@@ -357,7 +357,7 @@ export function clipGradients(o: Optimizer, grads: readonly Node[]): Node[] {
 /**
  * Steps 2 and 3 for one weight: decoupled weight decay, then the rule. `lr` is this step's learning
  * rate (f32 scalar), `t` this update's number from 1 (f32 scalar), `global` the optimizer-wide
- * state (Nadam's running product, already advanced to this step: `nadamProduct`).
+ * state already advanced to this step (`advanceGlobals`).
  */
 export function update(o: Optimizer, w0: Node, g: Node, slots: readonly Node[], lr: Node, t: Node, global: ReadonlyMap<string, Node>): { w: Node; slots: Node[] } {
   const lrW = sc(lr, w0);
@@ -410,7 +410,7 @@ export function update(o: Optimizer, w0: Node, g: Node, slots: readonly Node[], 
       return { w: b.sub(w, b.div(b.mul(lrW, m), denom)), slots: [m, u] };
     }
     case 'nadam': {
-      // μ_t = β1(1 − ½·0.96^t), μ_{t+1} likewise; Π_t = Π_{t−1}·μ_t (advanced by nadamProduct);
+      // μ_t = β1(1 − ½·0.96^t), μ_{t+1} likewise; Π_t = Π_{t−1}·μ_t (advanced by advanceGlobals);
       // m, v as Adam; m̂ = μ_{t+1}·m / (1 − Π_t·μ_{t+1}) + (1 − μ_t)·g / (1 − Π_t);
       // v̂ = v / (1 − β2^t); w ← w − lr·m̂ / (sqrt(v̂) + ε).
       const t1 = b.add(t, one);
@@ -431,11 +431,16 @@ export function update(o: Optimizer, w0: Node, g: Node, slots: readonly Node[], 
 }
 
 /**
- * Nadam's running momentum product advanced to this step, as Keras does before the per-weight
- * updates (`_backend_update_step`): Π_t = Π_{t−1}·β1(1 − ½·0.96^t). Takes and returns Π − 1.
+ * The optimizer-wide state at this step, advanced before the per-weight updates as Keras does in
+ * `_backend_update_step`: Nadam's running momentum product Π_t = Π_{t−1}·β1(1 − ½·0.96^t) (held as
+ * Π − 1); the learning rate is read, never written. Values that do not change come back as given.
  */
-export function nadamProduct(o: Optimizer & { kind: 'nadam' }, prevMinus1: Node, t: Node): Node {
-  const one = b.constant(1, [], 'f32');
-  const muT = b.mul(b.constant(o.beta1, []), b.sub(one, b.mul(b.constant(0.5, []), b.pow(b.constant(0.96, []), t))));
-  return b.sub(b.mul(b.add(prevMinus1, one), muT), one);
+export function advanceGlobals(o: Optimizer, state: ReadonlyMap<string, Node>, t: Node): Map<string, Node> {
+  const out = new Map(state);
+  if (o.kind === 'nadam') {
+    const one = b.constant(1, [], 'f32');
+    const muT = b.mul(b.constant(o.beta1, []), b.sub(one, b.mul(b.constant(0.5, []), b.pow(b.constant(0.96, []), t))));
+    out.set('u_product_minus_1', b.sub(b.mul(b.add(state.get('u_product_minus_1')!, one), muT), one));
+  }
+  return out;
 }

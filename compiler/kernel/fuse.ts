@@ -112,14 +112,11 @@ class Fuser {
         continue;
       }
       if (n.op === 'scan_result') {
-        // The scan made this result's buffer; a function output takes it over as its own.
+        // The scan made this result's buffer; a function output takes it over as its own (two equal
+        // scan_result nodes, if CSE has not merged them, share it, as they share the value).
         const id = this.scanResults.get(n.inputs[0].id)![n.params.index];
-        if (outIdx >= 0) this.buffers[id] = { ...this.buffers[id], role: 'output', name: this.f.outputNames[outIdx] };
-        if (this.buf.has(n.id) || [...this.buf.values()].includes(id)) {
-          // Already some other value's buffer (a function output twice over): copy.
-          this.bufferFor(n, outIds.has(n.id) ? 'output' : 'temp', outIdx >= 0 ? this.f.outputNames[outIdx] : '');
-          this.emitCopy(id, this.buf.get(n.id)!, n.dtype, n.shape);
-        } else this.buf.set(n.id, id);
+        if (outIdx >= 0 && this.buffers[id].role !== 'output') this.buffers[id] = { ...this.buffers[id], role: 'output', name: this.f.outputNames[outIdx] };
+        this.buf.set(n.id, id);
         continue;
       }
       this.bufferFor(n, outIds.has(n.id) ? 'output' : 'temp', outIdx >= 0 ? this.f.outputNames[outIdx] : '');

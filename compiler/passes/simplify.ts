@@ -62,7 +62,10 @@ function mergeScans(f: Func): Func {
     return [p.length, p.reverse, p.carries, p.xs, s.inputs.map((i) => i.id).join(','), p.body.inputs.map((i) => i.id).join(',')].join('|');
   };
   const groups = new Map<string, NodeWith<'scan'>[]>();
-  for (const s of scans) (groups.get(key(s)) ?? groups.set(key(s), []).get(key(s))!).push(s);
+  for (const s of scans) {
+    const k = key(s);
+    (groups.get(k) ?? groups.set(k, []).get(k)!).push(s);
+  }
   const cover = new Map<number, Node>();
   for (const g of groups.values()) {
     for (const s of g) {

@@ -18,7 +18,7 @@
  */
 import type { OpDef } from '../opdef.ts';
 import { fail } from '../opdef.ts';
-import type { Func, Node, OpParams, TensorType } from '../types.ts';
+import type { Node, OpParams, TensorType } from '../types.ts';
 import { fmtType, shapeEq } from '../types.ts';
 
 /** The result types of a scan with these operand types and params: final carries, then stacked ys. */
@@ -77,6 +77,3 @@ export const scanOps: { readonly [O in 'scan' | 'scan_result']: OpDef<O> } = {
     vjp: () => fail('scan_result cotangents are gathered by ir/autodiff.ts'),
   },
 };
-
-/** The body function of a scan (typed access for passes). */
-export const scanBody = (n: Node & { op: 'scan' }): Func => n.params.body;

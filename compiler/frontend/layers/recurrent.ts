@@ -94,7 +94,7 @@ export class RNNLayer<Out extends LayerOutput = SymbolicTensor> extends Layer<Ou
   readonly recurrentInit: InitializerName;
   readonly biasInit: InitializerName;
 
-  constructor(kind: CellKind, units: number, readonly opts: RNNOptions = {}) {
+  constructor(kind: CellKind, units: number, opts: RNNOptions = {}) {
     super(opts, CELL[kind].name);
     this.className = kind;
     const where = opts.name ? `${kind} '${opts.name}'` : kind;
@@ -358,7 +358,7 @@ export interface EmbeddingOptions extends CommonOptions {
   maskZero?: boolean;
 }
 
-class EmbeddingLayer extends UnaryLayer {
+export class EmbeddingLayer extends UnaryLayer {
   readonly className = 'Embedding';
   readonly init: InitializerName;
   readonly maskZero: boolean;
