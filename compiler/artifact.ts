@@ -127,7 +127,7 @@ export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
       if (x >= 0) return { role: 'x', feeds: model.inputNames[x] };
       const y = step.ys.indexOf(i);
       if (y >= 0) return { role: 'y', feeds: model.outputNames[y] };
-      return { role: i === step.mask ? 'mask' : 'state' };
+      return { role: i === step.mask ? 'mask' : i === step.weight ? 'weight' : 'state' };
     };
     const inputs = p.inputs.map((id, i): EntryInput => {
       const b = p.buffers[id];
@@ -356,9 +356,10 @@ function indexDtsSingle(m: Manifest): string {
       ...predictDoc,
       `  /**`,
       `   * One optimizer step on n <= ${m.batchSize} samples: x is f32[n, ${inShape.join(', ')}], y is ${y.dtype}[n${y.shape.length > 1 ? `, ${y.shape.slice(1).join(', ')}` : ''}]`,
-      `   * (${yPer} value${yPer === 1 ? '' : 's'} per sample), mask (default all ones) weights each sample's loss.`,
+      `   * (${yPer} value${yPer === 1 ? '' : 's'} per sample); mask (default all ones) takes samples out of the loss and its count;`,
+      `   * sampleWeight (default all ones) scales each sample's loss: Σ loss·w·mask / Σ mask.`,
       `   */`,
-      `  trainStep(x: Float32Array, y: Int32Array | Float32Array, mask?: Float32Array): Promise<TrainResult>;`,
+      `  trainStep(x: Float32Array, y: Int32Array | Float32Array, mask?: Float32Array, sampleWeight?: Float32Array): Promise<TrainResult>;`,
     );
   } else {
     lines.push(...predictDoc);
@@ -448,9 +449,10 @@ function indexDtsMany(m: Manifest): string {
     lines.push(
       `  /**`,
       `   * One optimizer step on n <= ${B} samples: x holds n samples of every input (as predictMany), y their labels`,
-      `   * (Labels, by name or in output order), mask (default all ones) weights each sample's loss.`,
+      `   * (Labels, by name or in output order); mask (default all ones) takes samples out of the loss and its count;`,
+      `   * sampleWeight (default all ones) scales each sample's loss: Σ loss·w·mask / Σ mask.`,
       `   */`,
-      `  trainStep(x: ${xType}, y: Labels | LabelList, mask?: Float32Array): Promise<TrainResult>;`,
+      `  trainStep(x: ${xType}, y: Labels | LabelList, mask?: Float32Array, sampleWeight?: Float32Array): Promise<TrainResult>;`,
     );
   }
   lines.push(...MODEL_TAIL_DTS);

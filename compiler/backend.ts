@@ -19,6 +19,13 @@ export interface Batch {
   readonly xs: readonly Float32Array[];
   readonly ys?: readonly (Float32Array | Int32Array)[];
   readonly mask?: Float32Array;
+  /** Per-sample loss weights (Keras's sample_weight); ones when absent. */
+  readonly weight?: Float32Array;
+}
+
+/** The batch's sample weights, ones when it has none. */
+export function batchWeight(batch: Batch, size: number): Float32Array {
+  return batch.weight ?? new Float32Array(size).fill(1);
 }
 
 export interface Session {
@@ -59,6 +66,7 @@ export function stepArgs(step: StepFunction, batch: Batch, state: ReadonlyMap<st
   step.xs.forEach((at, i) => (args[at] = batch.xs[i]));
   step.ys.forEach((at, i) => (args[at] = batch.ys![i]));
   if (step.mask !== null) args[step.mask] = batch.mask!;
+  if (step.weight !== null) args[step.weight] = batchWeight(batch, step.batch);
   for (const [name, i] of step.state) args[i] = state.get(name)!;
   return args;
 }

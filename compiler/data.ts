@@ -74,3 +74,45 @@ export function checkLabels(t: unknown, loss: Loss, outShape: Shape, n: number, 
 }
 
 export type { Tensor };
+
+/**
+ * Keras's `sample_weight`: one finite weight >= 0 per sample, as a tensor [n] or [n, 1], a
+ * Float32Array or a list of numbers.
+ */
+export function checkSampleWeight(t: unknown, n: number, what = 'sampleWeight'): Float32Array {
+  const w = t instanceof Float32Array || Array.isArray(t) ? { data: t as ArrayLike<number>, shape: [(t as ArrayLike<number>).length] } : asTensor(t, what);
+  if (!(shapeOk(w.shape, [n]) || shapeOk(w.shape, [n, 1]))) fail(`${what}: expected one weight per sample, shape [${n}], got ${fmtShape(w.shape)}`);
+  const data = Float32Array.from(w.data as ArrayLike<number>);
+  for (let i = 0; i < n; i++) {
+    if (!(Number.isFinite(data[i]) && data[i] >= 0)) fail(`${what}: sample ${i} has weight ${data[i]}; sample weights must be finite and >= 0`);
+  }
+  return data;
+}
+
+/**
+ * Keras's `class_weight` turned into per-sample weights: the class of a sample is its integer label,
+ * the rounded label of a one-value target (binary), or the argmax of a one-hot target; a class
+ * missing from the map weighs 1, as in Keras.
+ */
+export function classWeights(cw: unknown, labels: Float32Array | Int32Array, n: number, what = 'classWeight'): Float32Array {
+  if (!cw || typeof cw !== 'object' || Array.isArray(cw)) fail(`${what}: expected an object of class -> weight ({0: 1, 1: 5}), got ${Array.isArray(cw) ? 'an array' : cw === null ? 'null' : typeof cw}`);
+  const map = new Map<number, number>();
+  for (const [k, v] of Object.entries(cw as Record<string, unknown>)) {
+    const c = Number(k);
+    if (!Number.isInteger(c) || c < 0) fail(`${what}: key '${k}' is not a class index (an integer >= 0)`);
+    if (typeof v !== 'number' || !(Number.isFinite(v) && v >= 0)) fail(`${what}: class ${k} has weight ${String(v)}; weights must be finite numbers >= 0`);
+    map.set(c, v);
+  }
+  const per = labels.length / Math.max(n, 1);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let c: number;
+    if (labels instanceof Int32Array || per === 1) c = Math.round(labels[i * per]);
+    else {
+      c = 0;
+      for (let k = 1; k < per; k++) if (labels[i * per + k] > labels[i * per + c]) c = k;
+    }
+    out[i] = map.get(c) ?? 1;
+  }
+  return out;
+}

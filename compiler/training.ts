@@ -11,7 +11,7 @@
 import type { Batch, BackendName, Session } from './backend.ts';
 import type { Callback } from './callbacks.ts';
 import { backendFactory, availableBackends } from './backend.ts';
-import { checkInputs, checkLabels } from './data.ts';
+import { checkInputs, checkLabels, checkSampleWeight, classWeights } from './data.ts';
 import { DlcError, fail } from './frontend/errors.ts';
 import type { Layer } from './frontend/layers.ts';
 import type { Compiled, ModelConfig, ModelOptions } from './frontend/model.ts';
@@ -31,9 +31,24 @@ export interface RunOptions {
   batchSize?: number;
 }
 
-export interface FitOptions extends RunOptions {
+/** Keras's per-sample weighting of the loss (fit, trainOnBatch, evaluate). */
+export interface WeightOptions {
+  /**
+   * One weight >= 0 per sample (Keras's sample_weight), applied to every output's loss:
+   * loss = Σ loss·w / (number of samples), and to `weightedMetrics` (Σ v·w / Σ w).
+   */
+  sampleWeight?: unknown;
+}
+
+/** Per-class weights (Keras's class_weight): a sample weighs its class's weight, 1 if unlisted. */
+export interface ClassWeightOptions {
+  classWeight?: Readonly<Record<number, number>>;
+}
+
+export interface FitOptions extends RunOptions, WeightOptions, ClassWeightOptions {
   epochs?: number;
-  validationData?: readonly [unknown, unknown];
+  /** [x, y] or [x, y, sampleWeight], evaluated after every epoch. */
+  validationData?: readonly [unknown, unknown] | readonly [unknown, unknown, unknown];
   shuffle?: boolean;
   /** 0 silent, 1 progress bar, 2 one line per epoch. */
   verbose?: 0 | 1 | 2;
@@ -287,7 +302,8 @@ export class LayersModel extends GraphModel {
     let xs = this.checkX(x, 'x');
     let ys = this.checkY(y, c, xs.n, 'y');
     if (xs.n === 0) fail('fit: x has no samples');
-    let val: { x: Inputs; y: (Float32Array | Int32Array)[] } | null = null;
+    let sw = this.sampleWeights(opts, ys, xs.n, 'fit');
+    let val: { x: Inputs; y: (Float32Array | Int32Array)[]; w: Float32Array | null } | null = null;
     if (opts.validationSplit !== undefined) {
       const f = opts.validationSplit;
       if (opts.validationData) fail('fit: give validationData or validationSplit, not both');
@@ -296,13 +312,18 @@ export class LayersModel extends GraphModel {
       const at = Math.floor(xs.n * (1 - f));
       if (at === 0 || at === xs.n) fail(`fit: validationSplit ${f} of ${xs.n} samples leaves ${at === 0 ? 'no training' : 'no validation'} samples`);
       const cut = <T extends Float32Array | Int32Array>(a: T, n: number, from: number, to: number) => a.subarray((a.length / n) * from, (a.length / n) * to) as T;
-      val = { x: { n: xs.n - at, data: xs.data.map((d) => cut(d, xs.n, at, xs.n)) }, y: ys.map((d) => cut(d, xs.n, at, xs.n)) };
+      // Keras holds out the same samples' weights; class weights do not apply to validation.
+      const valW = opts.sampleWeight !== undefined && sw ? cut(sw, xs.n, at, xs.n) : null;
+      val = { x: { n: xs.n - at, data: xs.data.map((d) => cut(d, xs.n, at, xs.n)) }, y: ys.map((d) => cut(d, xs.n, at, xs.n)), w: valW };
+      if (sw) sw = cut(sw, xs.n, 0, at);
       ys = ys.map((d) => cut(d, xs.n, 0, at));
       xs = { n: at, data: xs.data.map((d) => cut(d, xs.n, 0, at)) };
     }
     if (opts.validationData) {
-      const vx = this.checkX(opts.validationData[0], 'validationData[0]');
-      val = { x: vx, y: this.checkY(opts.validationData[1], c, vx.n, 'validationData[1]') };
+      const vd = opts.validationData;
+      if (!Array.isArray(vd) || (vd.length !== 2 && vd.length !== 3)) fail(`fit: validationData must be [x, y] or [x, y, sampleWeight], got ${Array.isArray(vd) ? `${vd.length} items` : typeof vd}`);
+      const vx = this.checkX(vd[0], 'validationData[0]');
+      val = { x: vx, y: this.checkY(vd[1], c, vx.n, 'validationData[1]'), w: vd.length === 3 ? checkSampleWeight(vd[2], vx.n, 'validationData[2]') : null };
     }
     const callbacks = opts.callbacks ?? [];
     callbacks.forEach((cb, i) => {
@@ -322,22 +343,22 @@ export class LayersModel extends GraphModel {
       if (verbose) process.stdout.write(`Epoch ${e + 1}/${epochs}\n`);
       const order = opts.shuffle === false ? identity(xs.n) : permutation(xs.n, opts.seed ?? 0, e);
       const bar = verbose === 1 ? new ProgressBar(steps) : null;
-      const sums: Record<string, number> = {};
+      const avg = this.averages();
       let seen = 0;
       const t0 = performance.now();
       for (let s = 0; s < steps; s++) {
         const idx = order.subarray(s * batchSize, Math.min((s + 1) * batchSize, xs.n));
-        const r = await session.train(this.gather(xs.data, ys, idx, batchSize));
-        for (const [k, v] of Object.entries(r)) sums[k] = (sums[k] ?? 0) + v * idx.length;
+        const batch = this.gather(xs.data, ys, idx, batchSize, sw);
+        avg.add(await session.train(batch), idx.length, batch.weight);
         seen += idx.length;
-        const logs = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / seen]));
+        const logs = avg.logs();
         opts.onBatchEnd?.(s, logs);
         for (const cb of callbacks) await cb.onBatchEnd?.(s, logs);
         bar?.update(s + 1, seen, logs, s + 1 === steps);
       }
-      const logs: Record<string, number> = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / seen]));
+      const logs: Record<string, number> = avg.logs();
       if (val) {
-        const vr = await this.evaluateArrays(val.x, val.y, batchSize, opts.backend);
+        const vr = await this.evaluateArrays(val.x, val.y, val.w, batchSize, opts.backend);
         for (const [k, v] of Object.entries(vr)) logs[`val_${k}`] = v;
       }
       history.epoch.push(e);
@@ -367,34 +388,73 @@ export class LayersModel extends GraphModel {
   /** Set by a callback (EarlyStopping) to end `fit` after the current epoch. */
   stopTraining = false;
 
-  async trainOnBatch(x: unknown, y: unknown, opts: RunOptions = {}): Promise<Record<string, number>> {
+  async trainOnBatch(x: unknown, y: unknown, opts: RunOptions & WeightOptions & ClassWeightOptions = {}): Promise<Record<string, number>> {
     const c = this.compiled ?? fail('trainOnBatch: call model.compile({optimizer, loss}) first');
     const xs = this.checkX(x, 'x');
     const ys = this.checkY(y, c, xs.n, 'y');
     const bs = opts.batchSize ?? xs.n;
     if (xs.n > bs || xs.n === 0) fail(`trainOnBatch: got ${xs.n} samples for batch size ${bs}`);
+    const sw = this.sampleWeights(opts, ys, xs.n, 'trainOnBatch');
     const session = await this.session(opts.backend, bs);
-    return session.train(this.gather(xs.data, ys, identity(xs.n), bs));
+    return session.train(this.gather(xs.data, ys, identity(xs.n), bs, sw));
   }
 
-  async evaluate(x: unknown, y: unknown, opts: RunOptions = {}): Promise<Record<string, number>> {
+  async evaluate(x: unknown, y: unknown, opts: RunOptions & WeightOptions = {}): Promise<Record<string, number>> {
     const c = this.compiled ?? fail('evaluate: call model.compile({optimizer, loss}) first');
     const xs = this.checkX(x, 'x');
     const ys = this.checkY(y, c, xs.n, 'y');
     if (xs.n === 0) fail('evaluate: x has no samples');
-    return this.evaluateArrays(xs, ys, opts.batchSize ?? 32, opts.backend);
+    const sw = opts.sampleWeight === undefined ? null : checkSampleWeight(opts.sampleWeight, xs.n);
+    return this.evaluateArrays(xs, ys, sw, opts.batchSize ?? 32, opts.backend);
   }
 
-  private async evaluateArrays(x: Inputs, y: readonly (Float32Array | Int32Array)[], batchSize: number, backend?: BackendName): Promise<Record<string, number>> {
+  private async evaluateArrays(x: Inputs, y: readonly (Float32Array | Int32Array)[], w: Float32Array | null, batchSize: number, backend?: BackendName): Promise<Record<string, number>> {
     const session = await this.session(backend, batchSize);
-    const sums: Record<string, number> = {};
+    const avg = this.averages();
     const all = identity(x.n);
     for (let s = 0; s < x.n; s += batchSize) {
       const idx = all.subarray(s, Math.min(s + batchSize, x.n));
-      const r = await session.evaluate(this.gather(x.data, y, idx, batchSize));
-      for (const [k, v] of Object.entries(r)) sums[k] = (sums[k] ?? 0) + v * idx.length;
+      const batch = this.gather(x.data, y, idx, batchSize, w);
+      avg.add(await session.evaluate(batch), idx.length, batch.weight);
     }
-    return Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / x.n]));
+    return avg.logs();
+  }
+
+  /** Per-sample weights from `sampleWeight` or `classWeight` (not both, as Keras), or null for none. */
+  private sampleWeights(opts: WeightOptions & ClassWeightOptions, ys: readonly (Float32Array | Int32Array)[], n: number, who: string): Float32Array | null {
+    if (opts.sampleWeight !== undefined && opts.classWeight !== undefined) fail(`${who}: give sampleWeight or classWeight, not both (Keras refuses both too)`);
+    if (opts.sampleWeight !== undefined) return checkSampleWeight(opts.sampleWeight, n, `${who}: sampleWeight`);
+    if (opts.classWeight === undefined) return null;
+    if (this.outputs.length !== 1) fail(`${who}: classWeight needs a model of one output; '${this.name}' has ${this.outputs.length} (${this.outputNames.join(', ')}); give sampleWeight instead`);
+    if (!(ys[0] instanceof Int32Array) && this.outputs[0].shape.length !== 1) fail(`${who}: classWeight needs labels of one class per sample; the output is ${JSON.stringify(this.outputs[0].shape)} per sample`);
+    return classWeights(opts.classWeight, ys[0], n, `${who}: classWeight`);
+  }
+
+  /**
+   * Epoch logs from batch results: losses and plain metrics average over samples (Keras's loss
+   * tracker weighs a batch by its size); weighted metrics over the batches' sums of sample weights.
+   */
+  private averages(): { add(r: Record<string, number>, n: number, w: Float32Array | undefined): void; logs(): Record<string, number> } {
+    const c = this.compiled!;
+    const oneOut = this.outputs.length === 1;
+    const weighted = new Set(c.weightedMetrics.flatMap((ms, i) => ms.map((m) => (oneOut ? m.name : `${this.outputNames[i]}_${m.name}`))));
+    const sums: Record<string, number> = {};
+    const dens: Record<string, number> = {};
+    return {
+      add(r, n, w) {
+        let wsum = n;
+        if (w) {
+          wsum = 0;
+          for (let i = 0; i < n; i++) wsum += w[i];
+        }
+        for (const [k, v] of Object.entries(r)) {
+          const d = weighted.has(k) ? wsum : n;
+          sums[k] = (sums[k] ?? 0) + v * d;
+          dens[k] = (dens[k] ?? 0) + d;
+        }
+      },
+      logs: () => Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, dens[k] > 0 ? v / dens[k] : 0])),
+    };
   }
 
   /** Outputs for every sample of `x`, as one tensor [N, ...outputShape] (one-output models; else `predictMany`). */
@@ -425,8 +485,11 @@ export class LayersModel extends GraphModel {
     return outs.map((o, i) => tensor(o, [xs.n, ...this.outputs[i].shape], 'f32'));
   }
 
-  /** Copy samples `idx` into a full batch of `size`; rows past idx.length stay zero with mask 0. */
-  private gather(x: readonly Float32Array[], y: readonly (Float32Array | Int32Array)[], idx: Uint32Array, size: number): Batch {
+  /**
+   * Copy samples `idx` into a full batch of `size`; rows past idx.length stay zero with mask 0.
+   * Sample weights `w` (ones when null) are gathered the same way.
+   */
+  private gather(x: readonly Float32Array[], y: readonly (Float32Array | Int32Array)[], idx: Uint32Array, size: number, w: Float32Array | null = null): Batch {
     const rows = (src: Float32Array | Int32Array, per: number) => {
       const out = src instanceof Int32Array ? new Int32Array(size * per) : new Float32Array(size * per);
       idx.forEach((j, i) => out.set(src.subarray(j * per, (j + 1) * per), i * per));
@@ -436,7 +499,9 @@ export class LayersModel extends GraphModel {
     mask.fill(1, 0, idx.length);
     const xs = x.map((a, i) => rows(a, numel(this.inputs[i].shape)) as Float32Array);
     const ys = y.map((a, i) => rows(a, a instanceof Int32Array ? 1 : numel(this.outputs[i].shape)));
-    return { xs, ys, mask };
+    const weight = new Float32Array(size).fill(1);
+    if (w) idx.forEach((j, i) => (weight[i] = w[j]));
+    return { xs, ys, mask, weight };
   }
 }
 

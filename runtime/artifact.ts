@@ -57,7 +57,7 @@ export const ARTIFACT_VERSION_LOOPS = 3;
 
 export type ArtifactBackend = 'wasm' | 'webgpu';
 export type EntryName = 'predict' | 'train_step';
-export type InputRole = 'x' | 'y' | 'mask' | 'state';
+export type InputRole = 'x' | 'y' | 'mask' | 'weight' | 'state';
 export type ArtifactDType = 'f32' | 'i32' | 'bool';
 
 export interface TensorSpec {
@@ -210,9 +210,11 @@ export interface ArtifactModel {
   predictMany(x: ArtifactInputs): Promise<Float32Array[]>;
   /**
    * One optimizer step on n <= batchSize samples (a short batch is padded and masked); loss and
-   * metrics (and `<output>_loss`, `<output>_<metric>` for a model of several outputs).
+   * metrics (and `<output>_loss`, `<output>_<metric>` for a model of several outputs). `mask`
+   * (default ones) takes samples out of the loss and its count; `sampleWeight` (Keras's
+   * sample_weight, default ones) scales each sample's loss: Σ loss·w·mask / Σ mask.
    */
-  trainStep(x: ArtifactInputs, y: ArtifactLabels, mask?: Float32Array): Promise<Record<string, number> & { loss: number }>;
+  trainStep(x: ArtifactInputs, y: ArtifactLabels, mask?: Float32Array, sampleWeight?: Float32Array): Promise<Record<string, number> & { loss: number }>;
   /** The current weights by name (not the optimizer state). */
   getWeights(): Promise<Record<string, Float32Array>>;
   /** The current weights as safetensors bytes (what `dlc compile --weights` and `load({weights})` read). */
@@ -377,7 +379,7 @@ export function checkManifest(m: unknown): Manifest {
     e.inputs.forEach((v, k) => {
       const at = `${ep}.inputs[${k}]`;
       buffer(v as unknown as Record<string, unknown>, at);
-      c.oneOf(v.role, `${at}.role`, ['x', 'y', 'mask', 'state'] as const);
+      c.oneOf(v.role, `${at}.role`, ['x', 'y', 'mask', 'weight', 'state'] as const);
       if (v.feeds !== undefined) c.str(v.feeds, `${at}.feeds`);
       const st = v.role === 'state' ? stateSpec.get(v.name) : undefined;
       if (st && (st.dtype !== v.dtype || !sameShape(st.shape, v.shape))) bad(`${at}: state '${v.name}' is ${v.dtype}${fmt(v.shape)}, the state list says ${st.dtype}${fmt(st.shape)}`);
@@ -475,6 +477,9 @@ export function checkManifest(m: unknown): Manifest {
       }
       const mask = inputs.filter((i) => i.role === 'mask');
       if (mask.length !== 1 || mask[0].dtype !== 'f32' || !sameShape(mask[0].shape, [B])) bad(`${where}: needs one mask input, f32[${B}]`);
+      // Sample weights came with version 3; a train step without them still loads (weights refused at trainStep).
+      const weight = inputs.filter((i) => i.role === 'weight');
+      if (weight.length > 1 || (weight.length === 1 && (weight[0].dtype !== 'f32' || !sameShape(weight[0].shape, [B])))) bad(`${where}: a sample weight input must be one, f32[${B}]`);
       for (const k of Object.keys(e.results)) resultAt(k);
       resultAt('loss');
       for (const u of e.updates) {
@@ -801,7 +806,7 @@ function makeModel(manifest: Manifest, backend: ArtifactBackend, execs: Readonly
         const { xs, n } = predictInputs('predictMany', x);
         return predictAll(xs, n);
       }),
-    trainStep: (x, y, mask) =>
+    trainStep: (x, y, mask, sampleWeight) =>
       serial(async () => {
         const { spec, exec } = entry('train_step');
         const xs = split('trainStep', 'x', x, ins).map((a, i) => {
@@ -822,6 +827,13 @@ function makeModel(manifest: Manifest, backend: ArtifactBackend, execs: Readonly
           return a;
         });
         if (mask !== undefined && (!(mask instanceof Float32Array) || mask.length !== n)) throw new ArtifactError(`trainStep: mask must be a Float32Array of ${n} values`);
+        const weightIn = spec.inputs.find((i) => i.role === 'weight');
+        if (sampleWeight !== undefined) {
+          if (!(sampleWeight instanceof Float32Array) || sampleWeight.length !== n) throw new ArtifactError(`trainStep: sampleWeight must be a Float32Array of ${n} values, got ${valuesOf(sampleWeight)}`);
+          const at = sampleWeight.findIndex((v) => !(Number.isFinite(v) && v >= 0));
+          if (at >= 0) throw new ArtifactError(`trainStep: sampleWeight[${at}] is ${sampleWeight[at]}; sample weights must be finite and >= 0`);
+          if (!weightIn) throw new ArtifactError('trainStep: this artifact has no sample weight input (compiled by an older dlc); compile it again to use sampleWeight');
+        }
         xs.forEach((a, i) => checkFinite(`trainStep: ${xName(i)}`, a, inPer[i]));
         ys.forEach((a, j) => {
           if (yin[j].dtype !== 'f32') {
@@ -846,6 +858,11 @@ function makeModel(manifest: Manifest, backend: ArtifactBackend, execs: Readonly
         if (mask) mb.set(mask);
         else mb.fill(1, 0, n);
         exec.write(role(spec, 'mask').offset, mb);
+        if (weightIn) {
+          const wb = new Float32Array(B).fill(1);
+          if (sampleWeight) wb.set(sampleWeight);
+          exec.write(weightIn.offset, wb);
+        }
         const copies = spec.updates
           .map((u) => ({ src: spec.outputs[u.output].offset, dst: spec.inputs[u.input].offset, bytes: numel(spec.outputs[u.output].shape) * 4 }))
           .filter((c) => c.src !== c.dst);

@@ -9,7 +9,7 @@
  * the newest state and copies it across only when another module runs next.
  */
 import type { Batch, Session } from '../backend.ts';
-import { registerBackend, StepCache } from '../backend.ts';
+import { batchWeight, registerBackend, StepCache } from '../backend.ts';
 import { emitWasm } from '../codegen/wasm.ts';
 import { byteLoops } from '../kernel/schedule.ts';
 import type { GraphModel as Model, StepFunction, StepKind } from '../frontend/model.ts';
@@ -99,6 +99,7 @@ export class WasmSession implements Session {
     s.xs.forEach((at, i) => this.view(m, m.inputAt[at], false).set(batch.xs[i]));
     s.ys.forEach((at, i) => this.view(m, m.inputAt[at], s.func.inputs[at].dtype === 'i32').set(batch.ys![i]));
     if (s.mask !== null) this.view(m, m.inputAt[s.mask], false).set(batch.mask!);
+    if (s.weight !== null) this.view(m, m.inputAt[s.weight], false).set(batchWeight(batch, s.batch));
   }
 
   private scalars(m: Module): Record<string, number> {

@@ -19,7 +19,7 @@
  * limits; a program whose arena exceeds them fails with the limit and both sizes named.
  */
 import type { Batch, Session } from '../backend.ts';
-import { registerBackend, StepCache } from '../backend.ts';
+import { batchWeight, registerBackend, StepCache } from '../backend.ts';
 import { emitWgsl } from '../codegen/wgsl.ts';
 import { DlcError } from '../frontend/errors.ts';
 import type { GraphModel as Model, StepFunction, StepKind } from '../frontend/model.ts';
@@ -169,6 +169,7 @@ export class WebGpuSession implements Session {
     s.xs.forEach((at, i) => this.write(m, m.inputAt[at], batch.xs[i], 'x'));
     s.ys.forEach((at, i) => this.write(m, m.inputAt[at], batch.ys?.[i], 'y'));
     if (s.mask !== null) this.write(m, m.inputAt[s.mask], batch.mask, 'mask');
+    if (s.weight !== null) this.write(m, m.inputAt[s.weight], batchWeight(batch, s.batch), 'sample_weight');
   }
 
   private async scalars(m: Module): Promise<Record<string, number>> {

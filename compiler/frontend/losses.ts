@@ -380,13 +380,16 @@ export function keptSamples(loss: Loss, y: Node): Node | null {
 /**
  * The batch's loss from per-sample values: Σ l·mask / count, count = max(Σ mask, 1) given by the
  * caller (shared with the metrics). With `ignoreClass`, Keras's masked mean: ignored samples weigh
- * 0 and the rest are averaged over their own count.
+ * 0 and the rest are averaged over their own count. `sampleWeight` (Keras's sample_weight) scales
+ * each sample's term of the sum but not the count, as Keras's default reduction does.
  */
-export function batchLoss(loss: Loss, perSample: Node, y: Node, mask: Node, count: Node): Node {
+export function batchLoss(loss: Loss, perSample: Node, y: Node, mask: Node, count: Node, sampleWeight?: Node): Node {
   const kept = keptSamples(loss, y);
-  if (!kept) return b.div(b.reduceSum(b.mul(perSample, mask), [0]), count);
-  const w = b.mul(mask, kept);
-  return b.div(b.reduceSum(b.mul(perSample, w), [0]), b.max(b.reduceSum(w, [0]), b.constant(1, [])));
+  const weighted = (m: Node) => (sampleWeight ? b.mul(m, sampleWeight) : m);
+  if (!kept) return b.div(b.reduceSum(b.mul(perSample, weighted(mask)), [0]), count);
+  // Keras: samples of the ignored class leave the denominator; sample weights scale only the sum.
+  const real = b.mul(mask, kept);
+  return b.div(b.reduceSum(b.mul(perSample, weighted(real)), [0]), b.max(b.reduceSum(real, [0]), b.constant(1, [])));
 }
 
 // ---------------------------------------------------------------- metrics

@@ -47,6 +47,12 @@ export interface CompileConfig {
    * (`TopKCategoricalAccuracy({ k: 3 })`, logged under its `name`).
    */
   metrics?: readonly MetricSpec[] | readonly (readonly MetricSpec[])[] | Readonly<Record<string, readonly MetricSpec[]>>;
+  /**
+   * Metrics weighted by `fit`'s `sampleWeight`/`classWeight` (Σ v·w / Σ w), given like `metrics`;
+   * logged under their name, or `weighted_<name>` where a plain metric has that name, as Keras
+   * does. Plain `metrics` ignore sample weights.
+   */
+  weightedMetrics?: readonly MetricSpec[] | readonly (readonly MetricSpec[])[] | Readonly<Record<string, readonly MetricSpec[]>>;
 }
 
 export interface Compiled {
@@ -56,6 +62,8 @@ export interface Compiled {
   readonly lossWeights: readonly number[];
   /** Metrics of each output, in output order (`accuracy` resolved to the kind that fits the output). */
   readonly metrics: readonly (readonly ResolvedMetric[])[];
+  /** Metrics weighted by sample weights, per output (named `weighted_<name>` where a plain metric has the name). */
+  readonly weightedMetrics: readonly (readonly ResolvedMetric[])[];
   /** Names of the weights the optimizer updates: trainable weights of trainable layers, as of compile. */
   readonly trainable: ReadonlySet<string>;
   /** Names of the layers whose `trainable` flag was set at compile (a frozen BatchNormalization runs in inference mode). */
@@ -95,6 +103,12 @@ export interface StepFunction {
   /** Input index of each output's labels, in model output order (train and eval only). */
   readonly ys: readonly number[];
   readonly mask: number | null;
+  /**
+   * Input index of the per-sample loss weights (f32 [batch], train and eval only): Keras's
+   * `sample_weight`, ones when none are given. The loss is Σ loss·w·mask / Σ mask (the number of
+   * real samples, not Σ w, as Keras's default reduction); weighted metrics are Σ v·w·mask / Σ w·mask.
+   */
+  readonly weight: number | null;
   /** Input index of each persistent state buffer, by state name. */
   readonly state: ReadonlyMap<string, number>;
   /** Output `output` is the next value of input `input` (train step only). */
@@ -289,7 +303,7 @@ export class GraphModel {
   }
 
   compile(cfg: CompileConfig): void {
-    if (!cfg || typeof cfg !== 'object') fail('compile: expected {optimizer, loss, lossWeights?, metrics?}');
+    if (!cfg || typeof cfg !== 'object') fail('compile: expected {optimizer, loss, lossWeights?, metrics?, weightedMetrics?}');
     const optimizer = checkOptimizer(cfg.optimizer);
     const names = this.outputNames;
     const isStr = (x: unknown): x is string => typeof x === 'string';
@@ -303,28 +317,37 @@ export class GraphModel {
       if (!Number.isFinite(w) || w < 0) fail(`compile: lossWeights for output '${names[i]}' must be a finite number >= 0, got ${w}`);
     });
     const isList = (x: unknown): x is readonly MetricSpec[] => Array.isArray(x) && x.every((m) => isStr(m) || isMetricObject(m));
-    const m = cfg.metrics;
-    const metricLists: (readonly MetricSpec[])[] =
-      m === undefined ? names.map(() => []) : isList(m) ? names.map(() => m) : perOutput<readonly MetricSpec[]>(m as PerOutput<readonly MetricSpec[]>, names, 'metrics', isList, []);
     losses.forEach((loss, i) => {
       const producer = this.outputs[i].producer.layer as { activation?: Layer['activation'] };
       checkLossFits(loss, this.outputs[i].shape, producer.activation ?? 'linear', at(i));
     });
-    const metrics = metricLists.map((ms, i) => {
-      const out: ResolvedMetric[] = [];
-      for (const spec of ms) {
-        const r = resolveMetric(checkMetric(spec, at(i)), losses[i], this.outputs[i].shape, at(i));
-        if (r.name === 'loss') fail(`${at(i)}: a metric cannot be named 'loss' (the log's name for the loss); give it another name`);
-        const same = out.find((x) => x.name === r.name);
-        // The same metric twice is logged once; two different metrics under one name are refused.
-        if (same && JSON.stringify(same) !== JSON.stringify(r)) fail(`${at(i)}: two different metrics are logged as '${r.name}'; give one another name ({ name: '...' })`);
-        if (!same) out.push(r);
-      }
-      return out;
-    });
+    const logged = names.map(() => new Map<string, ResolvedMetric>());
+    // Keras names a weighted metric `weighted_<name>` only when a plain metric of the output has its name.
+    const resolveAll = (m: CompileConfig['metrics'], arg: string, prefixIfTaken: string) => {
+      const lists: (readonly MetricSpec[])[] =
+        m === undefined ? names.map(() => []) : isList(m) ? names.map(() => m) : perOutput<readonly MetricSpec[]>(m as PerOutput<readonly MetricSpec[]>, names, arg, isList, []);
+      return lists.map((ms, i) => {
+        const out: ResolvedMetric[] = [];
+        for (const spec of ms) {
+          const r0 = resolveMetric(checkMetric(spec, at(i)), losses[i], this.outputs[i].shape, at(i));
+          const r = prefixIfTaken && logged[i].has(r0.name) ? { ...r0, name: prefixIfTaken + r0.name } : r0;
+          if (r.name === 'loss') fail(`${at(i)}: a metric cannot be named 'loss' (the log's name for the loss); give it another name`);
+          const same = logged[i].get(r.name);
+          // The same metric twice is logged once; two different metrics under one name are refused.
+          if (same && JSON.stringify(same) !== JSON.stringify(r)) fail(`${at(i)}: two different metrics are logged as '${r.name}'; give one another name ({ name: '...' })`);
+          if (!same) {
+            out.push(r);
+            logged[i].set(r.name, r);
+          }
+        }
+        return out;
+      });
+    };
+    const metrics = resolveAll(cfg.metrics, 'metrics', '');
+    const weightedMetrics = resolveAll(cfg.weightedMetrics, 'weightedMetrics', 'weighted_');
     const trainableLayers = new Set(this.layers.filter((l) => l.trainable).map((l) => l.name));
     const trainable = new Set(this.weightInfo.filter((w) => w.trainable && trainableLayers.has(w.layer)).map((w) => w.name));
-    this.compiled = { optimizer, losses, lossWeights, metrics, trainable, trainableLayers, loss: losses[0].kind };
+    this.compiled = { optimizer, losses, lossWeights, metrics, weightedMetrics, trainable, trainableLayers, loss: losses[0].kind };
     // Fresh optimizer state, as Keras does when a model is compiled again.
     for (const k of [...this.state.keys()]) if (!this.weightInfo.some((w) => w.name === k)) this.state.delete(k);
     for (const st of this.optimizerState()) this.state.set(st.name, st.dtype === 'i32' ? new Int32Array(numel(st.shape)) : new Float32Array(numel(st.shape)).fill(st.init ?? 0));
@@ -421,6 +444,7 @@ export class GraphModel {
       return mk(oneOut ? 'y' : `y.${this.outputNames[i]}`, lt.dtype, lt.shape);
     }) : [];
     const mask = c ? mk('mask', 'f32', [batch]) : null;
+    const sampleWeight = c ? mk('sample_weight', 'f32', [batch]) : null;
     const stateInputs = this.stateInfo(kind).map((s) => mk(s.name, s.dtype, s.shape));
     const state = new Map(stateInputs.map((n) => [n.params.name, inputs.indexOf(n)]));
     const weights = stateInputs.slice(0, this.weightInfo.length);
@@ -428,28 +452,33 @@ export class GraphModel {
     const fwd = this.forward(xs, weights, { training: kind === 'train', key: step, mask });
     const xIdx = xs.map((n) => inputs.indexOf(n));
 
-    if (kind === 'predict' || !c || !mask) {
+    if (kind === 'predict' || !c || !mask || !sampleWeight) {
       const names = oneOut ? ['output'] : [...this.outputNames];
       const func = makeFunc(`${this.name}_predict`, inputs, fwd.outputs.map((o) => o.out), names);
-      return { kind, batch, func, xs: xIdx, ys: [], mask: null, state, updates: [], results: new Map(names.map((n, i) => [n, i])), predictions: names.map((_, i) => i) };
+      return { kind, batch, func, xs: xIdx, ys: [], mask: null, weight: null, state, updates: [], results: new Map(names.map((n, i) => [n, i])), predictions: names.map((_, i) => i) };
     }
     // Masked mean: padded rows of a short final batch have mask 0 and do not count.
     const count = b.max(b.reduceSum(mask, [0]), b.constant(1, []));
     const mean = (perSample: Node) => b.div(b.reduceSum(b.mul(perSample, mask), [0]), count);
+    // Padded rows have weight 0 whatever the caller put there.
+    const w = b.mul(sampleWeight, mask);
+    // Keras's divide_no_nan: a batch whose weights are all zero has weighted metrics 0.
+    const weightedMean = (perSample: Node) => b.div(b.reduceSum(b.mul(perSample, w), [0]), b.max(b.reduceSum(w, [0]), b.constant(1e-30, [])));
     const outputs: Node[] = [];
     const names: string[] = [];
     // An output with a Keras mask (a sequence from masked steps) averages its loss over the real
     // steps of the real samples, as Keras does: Σ loss·mask / Σ mask.
     const perLoss = fwd.outputs.map((o, i) => {
-      if (!o.mask) return batchLoss(c.losses[i], perSampleLoss(c.losses[i], o.out, o.logits, o.act, ys[i]), ys[i], mask, count);
+      if (!o.mask) return batchLoss(c.losses[i], perSampleLoss(c.losses[i], o.out, o.logits, o.act, ys[i]), ys[i], mask, count, sampleWeight);
       const m = o.mask;
       if (m.shape.length > o.out.shape.length - 1 || !m.shape.every((d, k) => d === o.out.shape[k])) {
         throw new Error(`loss of output '${this.outputNames[i]}': its mask ${fmtShape(m.shape)} does not fit the output ${fmtShape(o.out.shape)}`);
       }
-      const w = b.mul(m, b.broadcast(mask, m.shape, [0]));
+      // Keras: Σ loss·m·sw / Σ m, the sample weight broadcast over the steps.
+      const real = b.mul(m, b.broadcast(mask, m.shape, [0]));
       const l = perSampleLoss(c.losses[i], o.out, o.logits, o.act, ys[i], m.shape.length);
       const all = m.shape.map((_, k) => k);
-      return b.div(b.reduceSum(b.mul(l, w), all), b.max(b.reduceSum(w, all), b.constant(1, [])));
+      return b.div(b.reduceSum(b.mul(l, b.mul(real, b.broadcast(sampleWeight, m.shape, [0]))), all), b.max(b.reduceSum(real, all), b.constant(1, [])));
     });
     // Keras's total: the loss-weighted sum over outputs; logs name each output's own loss too.
     const total = perLoss.map((l, i) => (c.lossWeights[i] === 1 ? l : b.mul(l, b.constant(c.lossWeights[i], [])))).reduce((a, l) => b.add(a, l));
@@ -462,6 +491,10 @@ export class GraphModel {
     fwd.outputs.forEach((o, i) => {
       for (const m of c.metrics[i]) {
         outputs.push(mean(perSampleMetric(m, o.out, ys[i])));
+        names.push(oneOut ? m.name : `${this.outputNames[i]}_${m.name}`);
+      }
+      for (const m of c.weightedMetrics[i]) {
+        outputs.push(weightedMean(perSampleMetric(m, o.out, ys[i])));
         names.push(oneOut ? m.name : `${this.outputNames[i]}_${m.name}`);
       }
     });
@@ -505,7 +538,7 @@ export class GraphModel {
       });
     }
     const func = makeFunc(`${this.name}_${kind === 'train' ? 'train_step' : 'eval_step'}`, inputs, outputs, names);
-    return { kind, batch, func, xs: xIdx, ys: ys.map((n) => inputs.indexOf(n)), mask: inputs.indexOf(mask), state, updates, results, predictions: [] };
+    return { kind, batch, func, xs: xIdx, ys: ys.map((n) => inputs.indexOf(n)), mask: inputs.indexOf(mask), weight: inputs.indexOf(sampleWeight), state, updates, results, predictions: [] };
   }
 
   /** Every weight (trainable and not), in `weightInfo` order. */
