@@ -27,6 +27,7 @@ import {
   printFunc,
   printProgram,
   setDispatchTrace,
+  setWasmThreads,
   stepWat,
   stepWgsl,
   webgpuAdapterInfo,
@@ -205,11 +206,20 @@ const DEBUG_LEVELS = [
 ];
 const DEBUG_FLAG: FlagSpec = { name: 'debug', metavar: 'N', min: 0, help: 'diagnostics on stderr, levels 1-5 (default: $DLC_DEBUG or 0)' };
 const TRACE_FLAG: FlagSpec = { name: 'trace', metavar: 'FILE', help: 'write every kernel dispatch with its time to FILE (Chrome trace JSON, for Perfetto)' };
+const THREADS_FLAG: FlagSpec = { name: 'threads', metavar: 'N', min: 1, help: 'threads each Wasm step runs on (model files; default: $DLC_THREADS or 1)' };
 const DEBUG_NOTES = ['Debug levels (--debug N or DLC_DEBUG=N):', ...DEBUG_LEVELS.map((l) => `  ${l}`)];
 
-/** `--backend`, with the WebGPU fallback notice: no adapter means wasm, a CPU adapter is named. */
-async function pickBackend(p: Parsed): Promise<BackendName | undefined> {
+/**
+ * `--backend`, with the WebGPU fallback notice: no adapter means wasm, a CPU adapter is named; and
+ * `--threads` for the Wasm backend.
+ */
+async function pickBackend(p: Parsed, file: string): Promise<BackendName | undefined> {
   const backend = strFlag(p, 'backend') as BackendName | undefined;
+  if (p.flags.has('threads')) {
+    const n = intFlag(p, 'threads', 1);
+    if (n > 1 && isArtifactPath(file)) throw new CliError('--threads: a compiled artifact runs its steps on one thread (threaded artifacts are not built yet); drop the flag or give the model file', 2);
+    setWasmThreads(n);
+  }
   if (backend === 'webgpu') {
     const adapter = await webgpuAdapterInfo();
     if (!adapter) {
@@ -415,6 +425,7 @@ const COMMANDS: readonly Command[] = [
       { name: 'learning-rate', metavar: 'RATE', help: "model files: the optimizer's learning rate (default: the model's compile)" },
       { name: 'early-stopping', metavar: 'PATIENCE', min: 1, help: 'model files: stop when the test loss (or, without test samples, the loss) has not improved for PATIENCE epochs, keeping the best weights' },
       { name: 'checkpoint', metavar: 'FILE', help: 'model files: write the weights (.safetensors) after each epoch that improves the test loss (or the loss)' },
+      THREADS_FLAG,
       DEBUG_FLAG,
       TRACE_FLAG,
     ],
@@ -426,7 +437,7 @@ const COMMANDS: readonly Command[] = [
     ],
     async run(file, p) {
       const level = debugLevel(p);
-      const backend = await pickBackend(p);
+      const backend = await pickBackend(p, file);
       const save = strFlag(p, 'save');
       const png = strFlag(p, 'png');
       if (png) checkWritable('png', png);
@@ -489,6 +500,7 @@ const COMMANDS: readonly Command[] = [
       { name: 'test-samples', metavar: 'N', min: 1, help: 'held-out test digits (default: 2000)' },
       { name: 'backend', metavar: 'NAME', choices: BACKENDS, help: `where it runs: ${BACKENDS.join(', ')} (artifacts: wasm, webgpu)` },
       { name: 'weights', metavar: 'FILE', help: 'evaluate these weights (.safetensors, e.g. from dlc train --save)' },
+      THREADS_FLAG,
       DEBUG_FLAG,
       TRACE_FLAG,
     ],
@@ -499,7 +511,7 @@ const COMMANDS: readonly Command[] = [
     ],
     async run(file, p) {
       debugLevel(p);
-      const src = await openSource(file, await pickBackend(p), strFlag(p, 'weights'));
+      const src = await openSource(file, await pickBackend(p, file), strFlag(p, 'weights'));
       const n = intFlag(p, 'test-samples', 2000);
       const data = samplesFor(src, 0, n);
       const r = await src.evaluate(data.test.x, data.test.y);
@@ -517,13 +529,14 @@ const COMMANDS: readonly Command[] = [
       { name: 'output', short: 'o', metavar: 'FILE', help: 'write every output row to FILE (.npy float32 or .json)' },
       { name: 'backend', metavar: 'NAME', choices: BACKENDS, help: `where it runs: ${BACKENDS.join(', ')} (artifacts: wasm, webgpu)` },
       { name: 'weights', metavar: 'FILE', help: 'predict with these weights (.safetensors)' },
+      THREADS_FLAG,
       DEBUG_FLAG,
       TRACE_FLAG,
     ],
     notes: () => ['Prints one line per sample (the first 20): index, class, its output value, and the label for MNIST digits.', ...DEBUG_NOTES],
     async run(file, p) {
       debugLevel(p);
-      const src = await openSource(file, await pickBackend(p), strFlag(p, 'weights'));
+      const src = await openSource(file, await pickBackend(p, file), strFlag(p, 'weights'));
       const inPer = numel(src.inputShape);
       const outPer = numel(src.outputShape);
       const inputFile = strFlag(p, 'input');

@@ -59,6 +59,7 @@ export { registerBackend, availableBackends } from './backend.ts';
 // Importing a backend registers it. WebGPU loads its Node driver only when a device is requested.
 import './backends/wasm.ts';
 import './backends/webgpu.ts';
+export { setWasmThreads, wasmThreads } from './backends/wasm.ts';
 export { webgpuAdapterInfo } from './backends/webgpu.ts';
 export type { BackendName, Session } from './backend.ts';
 export { loadMnist } from './mnist.ts';

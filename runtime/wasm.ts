@@ -22,8 +22,15 @@ import { dispatchTrace } from './trace.ts';
 export interface WasmProgram {
   readonly instance: WebAssembly.Instance;
   readonly memory: WebAssembly.Memory;
-  /** Run every kernel of the program, in order, in one call. */
+  /** Threads that run each step (1: this one alone). */
+  readonly threads: number;
+  /**
+   * Run every kernel of the program, in order, in one call (with its worker threads, if any). Throws
+   * if a worker failed; the program is then unusable (dispose it).
+   */
   run(): void;
+  /** Stop the worker threads (nothing to do for one thread). Idempotent. */
+  dispose(): void;
   /** f32 view of `count` elements at byte `offset`. */
   f32(offset: number, count: number): Float32Array;
   /** i32 view (also for bool buffers, which hold 0/1) of `count` elements at byte `offset`. */
@@ -40,12 +47,27 @@ export interface ProgramInfo {
    * one and must repeat them and make the loop's copies itself.
    */
   readonly loops?: readonly ScheduleLoop<ByteCopy>[];
+  /**
+   * For a module built for several threads (it imports a shared `env.memory`): how many, and the
+   * bytes of that memory. The runtime starts threads − 1 workers that run each step with this one.
+   */
+  readonly threads?: { readonly count: number; readonly memoryBytes: number };
 }
 
 export async function instantiateProgram(bytes: Uint8Array, info: ProgramInfo = {}): Promise<WasmProgram> {
   // (A Uint8Array may in principle sit on a SharedArrayBuffer; compile accepts the ones emitWasm makes.)
   const module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
-  const instance = await WebAssembly.instantiate(module, {});
+  const nThreads = info.threads?.count ?? 1;
+  let shared: WebAssembly.Memory | null = null;
+  if (nThreads > 1) {
+    const pages = info.threads!.memoryBytes / 65536;
+    shared = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  }
+  const instance = await WebAssembly.instantiate(module, shared ? { env: { memory: shared } } : {});
+  const pool = shared ? await startPool(module, shared, nThreads, info.label ?? 'wasm') : null;
+  if (pool) {
+    (instance.exports.setup as (t: number, n: number, w: number) => void)(0, nThreads, CAN_WAIT_HERE ? 1 : 0);
+  }
   const memory = instance.exports.memory;
   const run = instance.exports.run;
   if (!(memory instanceof WebAssembly.Memory) || typeof run !== 'function') {
@@ -70,21 +92,28 @@ export async function instantiateProgram(bytes: Uint8Array, info: ProgramInfo = 
       }
       const i = e.index;
       const t0 = performance.now();
-      kernels[i]();
+      // Threaded, every thread runs the kernel and meets at the barrier, so the time is the split kernel's.
+      if (pool) pool.kernel(i, kernels[i], instance.exports.barrier as () => void);
+      else kernels[i]();
       trace({ backend: 'wasm', program: label, run: n, index: i, kernel: info.kernels?.[i] ?? `k${i}`, start: t0, ms: performance.now() - t0 });
     });
   };
   return {
     instance,
     memory,
+    threads: nThreads,
     run() {
       const trace = dispatchTrace();
       // A module without kernel exports (older than tracing) still runs, untraced.
       if (trace && kernels.length) traced(trace);
       else {
         runs++;
-        (run as () => void)();
+        if (pool) pool.run(run as () => void);
+        else (run as () => void)();
       }
+    },
+    dispose() {
+      pool?.close();
     },
     f32(offset, count) {
       check(offset, count);
@@ -96,6 +125,184 @@ export async function instantiateProgram(bytes: Uint8Array, info: ProgramInfo = 
     },
   };
 }
+
+/** Whether this thread may block in Atomics.wait: not a browser's main thread. */
+const CAN_WAIT_HERE = !(typeof (globalThis as { document?: unknown }).document === 'object');
+
+/**
+ * The worker's program, the same text in Node (worker_threads, evaluated as a script) and in a page
+ * (a Worker from a Blob). It instantiates the module over the shared memory as thread `tid`, says
+ * it is ready, then for each step waits for the go word to change and calls `run()`. If `run` throws
+ * (a trap) it calls the module's `abort()`, so the threads waiting at the barrier trap too and the
+ * main thread's `run()` throws instead of hanging, and it reports the error. Word 1 of the control
+ * block asks it to quit; word 2 (tests only) asks it to fail at its next step.
+ */
+const WORKER_SOURCE = `
+const start = async (d, post) => {
+  let inst = null;
+  try {
+    inst = (await WebAssembly.instantiate(d.module, { env: { memory: d.memory } }));
+    inst = inst.exports ? inst : inst.instance;
+    inst.exports.setup(d.tid, d.nth, 1);
+  } catch (e) {
+    post({ error: 'thread ' + d.tid + ' could not start: ' + (e && e.message || e) });
+    return;
+  }
+  post({ ready: true });
+  const c = new Int32Array(d.ctrl);
+  let gen = 0;
+  for (;;) {
+    Atomics.wait(c, 0, gen);
+    gen = Atomics.load(c, 0);
+    if (Atomics.load(c, 1)) return;
+    try {
+      if (Atomics.load(c, 2) === d.tid) throw new Error('failed on purpose (test hook)');
+      const k = Atomics.load(c, 4);
+      if (k < 0) inst.exports.run();
+      else {
+        inst.exports['k' + k]();
+        inst.exports.barrier();
+      }
+    } catch (e) {
+      Atomics.store(c, 3, 1);
+      inst.exports.abort();
+      post({ error: 'thread ' + d.tid + ' failed in the step: ' + (e && e.message || e) });
+      return;
+    }
+  }
+};
+if (typeof require === 'function') {
+  const { parentPort, workerData } = require('node:worker_threads');
+  start(workerData, (m) => parentPort.postMessage(m));
+} else {
+  self.onmessage = (e) => start(e.data, (m) => self.postMessage(m));
+}
+`;
+
+interface AnyWorker {
+  terminate(): unknown;
+}
+
+interface Pool {
+  run(run: () => void): void;
+  /** Kernel `i` alone on every thread, then the barrier (traced runs). */
+  kernel(i: number, k: () => void, barrier: () => void): void;
+  close(): void;
+}
+
+/** Control words: go generation, quit, fail-on-purpose thread (tests), failed, kernel to run alone (-1: the whole step). */
+const GO = 0;
+const QUIT = 1;
+const FAIL_TID = 2;
+const FAILED = 3;
+const KERNEL = 4;
+
+let failNext = -1;
+/** Test hook: in the next step any threaded program runs, its worker of thread `tid` fails. */
+export function failNextWorkerStepForTest(tid: number): void {
+  failNext = tid;
+}
+
+async function startPool(module: WebAssembly.Module, memory: WebAssembly.Memory, n: number, label: string): Promise<Pool> {
+  const ctrl = new Int32Array(new SharedArrayBuffer(32));
+  ctrl[FAIL_TID] = -1;
+  ctrl[KERNEL] = -1;
+  const workers: AnyWorker[] = [];
+  let failure: string | null = null;
+  let closed = false;
+  const spawn = async (tid: number): Promise<void> => {
+    const data = { module, memory, tid, nth: n, ctrl: ctrl.buffer };
+    await new Promise<void>((resolve, reject) => {
+      let ready = () => {};
+      const onMessage = (m: { ready?: boolean; error?: string }) => {
+        if (m.ready) {
+          ready();
+          resolve();
+        }
+        else if (m.error) {
+          failure ??= m.error;
+          reject(new Error(`wasm threads (${label}): ${m.error}`));
+        }
+      };
+      const onError = (e: unknown) => {
+        failure ??= `thread ${tid} died: ${e instanceof Error ? e.message : String(e)}`;
+        reject(new Error(`wasm threads (${label}): ${failure}`));
+      };
+      if (workerThreads) {
+        const w = new workerThreads.Worker(WORKER_SOURCE, { eval: true, workerData: data });
+        w.on('message', onMessage);
+        w.on('error', onError);
+        // Once started, an idle pool must not keep Node alive: the user's work is done when the main
+        // thread's is (until then the pending start keeps the process waiting for it).
+        ready = () => w.unref();
+        workers.push(w);
+      } else {
+        const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
+        const w = new Worker(url);
+        URL.revokeObjectURL(url);
+        w.onmessage = (e: MessageEvent) => onMessage(e.data as { ready?: boolean; error?: string });
+        w.onerror = (e: ErrorEvent) => onError(new Error(e.message));
+        w.postMessage(data);
+        workers.push(w);
+      }
+    });
+  };
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    Atomics.store(ctrl, QUIT, 1);
+    Atomics.add(ctrl, GO, 1);
+    Atomics.notify(ctrl, GO);
+    for (const w of workers) void w.terminate();
+  };
+  try {
+    await Promise.all(Array.from({ length: n - 1 }, (_, i) => spawn(i + 1)));
+  } catch (e) {
+    close();
+    throw e;
+  }
+  const go = (kernel: number, body: () => void) => {
+    if (closed) throw new Error(`wasm threads (${label}): the program was disposed`);
+    if (Atomics.load(ctrl, FAILED)) throw new Error(`wasm threads (${label}): a worker failed in an earlier step (${failure ?? 'see above'}); this program cannot run again`);
+    if (failNext >= 0) {
+      Atomics.store(ctrl, FAIL_TID, failNext);
+      failNext = -1;
+    }
+    Atomics.store(ctrl, KERNEL, kernel);
+    Atomics.add(ctrl, GO, 1);
+    Atomics.notify(ctrl, GO);
+    try {
+      body();
+    } catch (e) {
+      // The barrier traps once a worker has called abort(); its own message arrives later.
+      throw new Error(`wasm threads (${label}): a worker failed in the middle of the step${failure ? ` (${failure})` : ''}; this program cannot run again`, { cause: e });
+    }
+  };
+  return {
+    run: (run) => go(-1, run),
+    kernel: (i, k, barrier) =>
+      go(i, () => {
+        k();
+        barrier();
+      }),
+    close,
+  };
+}
+
+interface WorkerThreads {
+  Worker: new (src: string, o: { eval: boolean; workerData: unknown }) => AnyWorker & { on(ev: string, f: (x: never) => void): void; unref(): void };
+}
+
+/** node:worker_threads in Node, else null (a page uses `Worker`). Loaded like node:v8 below. */
+const workerThreads: WorkerThreads | null = await (async () => {
+  const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  if (!proc?.versions?.node) return null;
+  try {
+    return (await import(/* @vite-ignore */ ['node', 'worker_threads'].join(':'))) as WorkerThreads;
+  } catch {
+    return null;
+  }
+})();
 
 interface V8Flags {
   setFlagsFromString(flags: string): void;

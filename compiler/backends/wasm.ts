@@ -9,8 +9,9 @@
  * the newest state and copies it across only when another module runs next.
  */
 import type { Batch, Session } from '../backend.ts';
+import { DlcError, fail } from '../frontend/errors.ts';
 import { batchWeight, registerBackend, StepCache } from '../backend.ts';
-import { emitWasm } from '../codegen/wasm.ts';
+import { emitWasm, wasmMemoryBytes } from '../codegen/wasm.ts';
 import { byteLoops } from '../kernel/schedule.ts';
 import type { GraphModel as Model, StepFunction, StepKind } from '../frontend/model.ts';
 import type { Compiled } from '../pipeline.ts';
@@ -40,8 +41,10 @@ export class WasmSession implements Session {
   /** Bumped whenever the weights change; eval/predict modules recopy them when behind. */
   private version = 0;
   private readonly synced = new Map<StepKind, number>();
+  /** The train state as it was before the running step (threads only; see `run`). */
+  private shadow: Map<string, Float32Array | Int32Array> | null = null;
 
-  constructor(private readonly model: Model, readonly batch: number, private readonly relaxed: boolean) {
+  constructor(private readonly model: Model, readonly batch: number, private readonly relaxed: boolean, readonly threads: number) {
     this.steps = new StepCache(model, batch);
   }
 
@@ -50,8 +53,14 @@ export class WasmSession implements Session {
     if (m) return m;
     const step = this.steps.get(kind);
     const compiled = compileStep(this.model, kind, this.batch);
-    const bytes = emitWasm(compiled.program, compiled.plan, { relaxedSimd: this.relaxed });
-    const inst = await instantiateProgram(bytes, { label: `${this.model.name}.${kind}`, kernels: compiled.program.kernels.map((k) => k.name), loops: byteLoops(compiled.program, compiled.plan) });
+    const threads = this.threads;
+    const bytes = emitWasm(compiled.program, compiled.plan, { relaxedSimd: this.relaxed, threads });
+    const inst = await instantiateProgram(bytes, {
+      label: `${this.model.name}.${kind}`,
+      kernels: compiled.program.kernels.map((k) => k.name),
+      loops: byteLoops(compiled.program, compiled.plan),
+      threads: threads > 1 ? { count: threads, memoryBytes: wasmMemoryBytes(compiled.program, compiled.plan, threads) } : undefined,
+    });
     const at = (id: number) => ({ offset: compiled.plan.offsets[id], count: numel(compiled.program.buffers[id].shape) });
     m = { kind, step, compiled, inst, inputAt: compiled.program.inputs.map(at), outputAt: compiled.program.outputs.map(at) };
     this.modules.set(kind, m);
@@ -108,11 +117,43 @@ export class WasmSession implements Session {
     return r;
   }
 
+  /**
+   * Run module `m`. With threads a worker can fail mid-step, after some state was updated in place:
+   * the state is copied aside first and, on failure, becomes the session's state again (the dead
+   * module is dropped; the next step builds a new one and starts its own workers).
+   */
+  private run(m: Module): void {
+    if (this.threads === 1) {
+      m.inst.run();
+      return;
+    }
+    let before: Map<string, Float32Array | Int32Array> | null = null;
+    if (m.kind === 'train') {
+      // Into buffers kept between steps: allocating fresh copies every step cost several ms.
+      before = this.shadow ??= new Map([...m.step.state.keys()].map((name) => [name, this.stateView(m, name).slice()]));
+      for (const [name, v] of before) v.set(this.stateView(m, name));
+    }
+    try {
+      m.inst.run();
+    } catch (e) {
+      m.inst.dispose();
+      this.modules.delete(m.kind);
+      this.synced.delete(m.kind);
+      if (before) {
+        this.host = before;
+        this.shadow = null;
+        this.trainOwns = false;
+        this.version++;
+      }
+      throw new DlcError(`wasm session: the ${m.kind} step failed and was undone (the model's state is as before it): ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+  }
+
   async train(batch: Batch): Promise<Record<string, number>> {
     const m = await this.module('train');
     this.sync(m);
     this.write(m, batch);
-    m.inst.run();
+    this.run(m);
     // The next state becomes the current state inside module memory.
     const mem = new Uint8Array(m.inst.memory.buffer);
     for (const u of m.step.updates) {
@@ -128,7 +169,7 @@ export class WasmSession implements Session {
     const m = await this.module('eval');
     this.sync(m);
     this.write(m, batch);
-    m.inst.run();
+    this.run(m);
     return this.scalars(m);
   }
 
@@ -136,17 +177,38 @@ export class WasmSession implements Session {
     const m = await this.module('predict');
     this.sync(m);
     this.write(m, { xs });
-    m.inst.run();
+    this.run(m);
     return m.step.predictions.map((i) => this.view(m, m.outputAt[i], false).slice() as Float32Array);
   }
 
   dispose(): void {
+    for (const m of this.modules.values()) m.inst.dispose();
     this.modules.clear();
   }
+}
+
+let threadCount: number | null = null;
+
+/**
+ * Threads the Wasm backend runs each step on, for sessions made from now on: `n` >= 1, or null for
+ * the default (the `DLC_THREADS` environment variable, else 1).
+ */
+export function setWasmThreads(n: number | null): void {
+  if (n !== null && !(Number.isInteger(n) && n >= 1 && n <= 64)) fail(`setWasmThreads: expected an integer from 1 to 64 (or null for the default), got ${String(n)}`);
+  threadCount = n;
+}
+
+export function wasmThreads(): number {
+  if (threadCount !== null) return threadCount;
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.DLC_THREADS;
+  if (env === undefined || env === '') return 1;
+  const n = Number(env);
+  if (!(Number.isInteger(n) && n >= 1 && n <= 64)) fail(`DLC_THREADS must be an integer from 1 to 64, got '${env}'`);
+  return n;
 }
 
 let relaxed: boolean | null = null;
 registerBackend('wasm', async (model, batch) => {
   relaxed ??= detectRelaxedSimd();
-  return new WasmSession(model, batch, relaxed);
+  return new WasmSession(model, batch, relaxed, wasmThreads());
 });

@@ -41,12 +41,13 @@ import { numel } from '../../ir/types.ts';
 import type { MemoryPlan } from '../kernel/plan.ts';
 import type { Kernel, Loop, LoopCopy, Program } from '../kernel/types.ts';
 import { Alu } from './wasm/alu.ts';
-import { Fn, NONE, type KernelEnv, type Mod, type Ref, type WasmOptions } from './wasm/core.ts';
+import { Fn, I32, NONE, type KernelEnv, type Mod, type Ref, type Share, type WasmOptions } from './wasm/core.ts';
 import { elementwiseKernel } from './wasm/elementwise.ts';
 import { Helpers } from './wasm/helpers.ts';
 import { matmulKernel, planScratch, type Scratch } from './wasm/matmul.ts';
 import { poolGradKernel } from './wasm/pool-grad.ts';
 import { reduceKernel } from './wasm/reduce.ts';
+import { addThreadSupport, BARRIER_FN, onMain, SCRATCH_OFF, shareInit, SPLIT_MIN_WORK, threadLayout, type ThreadLayout } from './wasm/threads.ts';
 import type { Ctx } from './wasm/unit.ts';
 
 export type { WasmOptions } from './wasm/core.ts';
@@ -55,6 +56,8 @@ class ModuleBuilder implements KernelEnv {
   readonly m: Mod;
   readonly alu: Alu;
   readonly scratch: Scratch;
+  /** Set when the module is built for more than one thread (see wasm/threads.ts). */
+  readonly threads: ThreadLayout | null;
 
   constructor(
     readonly p: Program,
@@ -62,14 +65,35 @@ class ModuleBuilder implements KernelEnv {
     readonly opts: WasmOptions,
   ) {
     this.scratch = planScratch(p, plan);
-    const pages = Math.max(1, Math.ceil(this.scratch.end / 65536));
-    if (pages > 65536) throw new Error(`wasm codegen: ${p.name} needs ${this.scratch.end} bytes of memory, over Wasm32's 4 GiB`);
+    const n = opts.threads ?? 1;
+    if (!Number.isInteger(n) || n < 1) throw new Error(`wasm codegen: threads must be an integer >= 1, got ${String(n)}`);
+    this.threads = n > 1 ? threadLayout(this.scratch.tile, this.scratch.end, n) : null;
+    const bytes = this.threads ? this.threads.end : this.scratch.end;
+    const pages = Math.max(1, Math.ceil(bytes / 65536));
+    if (pages > 65536) throw new Error(`wasm codegen: ${p.name} needs ${bytes} bytes of memory, over Wasm32's 4 GiB`);
     this.m = new binaryen.Module();
     const F = binaryen.Features;
-    this.m.setFeatures(F.SIMD128 | F.NontrappingFPToInt | F.BulkMemory | F.BulkMemoryOpt | F.SignExt | F.MutableGlobals | (opts.relaxedSimd ? F.RelaxedSIMD : 0));
+    this.m.setFeatures(F.SIMD128 | F.NontrappingFPToInt | F.BulkMemory | F.BulkMemoryOpt | F.SignExt | F.MutableGlobals | (opts.relaxedSimd ? F.RelaxedSIMD : 0) | (this.threads ? F.Atomics : 0));
     this.alu = new Alu(this.m, new Helpers(this.m));
-    // The memory must exist before any load or store is built (binaryen binds them to it).
-    this.m.setMemory(pages, pages, 'memory');
+    // The memory must exist before any load or store is built (binaryen binds them to it). A threaded
+    // module imports it, shared, from `env.memory` (every thread's instance gets the same one) and
+    // exports it too, so the runtime finds it where it finds a single-threaded module's.
+    if (this.threads) {
+      this.m.setMemory(pages, pages, 'memory', [], true);
+      this.m.addMemoryImport('0', 'env', 'memory', true);
+      addThreadSupport(this.m, this.threads);
+    } else this.m.setMemory(pages, pages, 'memory');
+  }
+
+  scratchAt(a: number): Ref {
+    return this.threads ? this.m.i32.add(this.m.i32.const(a), this.m.global.get(SCRATCH_OFF, I32)) : this.m.i32.const(a);
+  }
+
+  share(fn: Fn, extent: number, work: number): { share: Share; init: Ref[] } | null {
+    if (!this.threads || extent < 2 || work < SPLIT_MIN_WORK) return null;
+    const share = { lo: fn.local(I32), hi: fn.local(I32) };
+    fn.parallel = true;
+    return { share, init: shareInit(this.m, share.lo, share.hi, extent) };
   }
 
   fnName(i: number): string {
@@ -80,19 +104,32 @@ class ModuleBuilder implements KernelEnv {
     const k = this.p.kernels[i];
     const fn = new Fn(this.m);
     const body = numel(k.shape) === 0 ? this.m.nop() : this.kernelBody(k, fn);
-    this.m.addFunction(this.fnName(i), NONE, NONE, fn.vars, body);
+    // In a threaded module a kernel that did not split itself runs on thread 0 alone.
+    this.m.addFunction(this.fnName(i), NONE, NONE, fn.vars, this.threads && !fn.parallel ? onMain(this.m, body) : body);
   }
 
   /** `run()`: calls to `kernels` in order, or the whole program with its loops when `loops` is set. */
   finish(kernels: readonly number[], loops = false): void {
     const m = this.m;
     const vars: number[] = [];
-    const body = loops && this.p.loops.length ? this.runLoops(vars) : kernels.map((i) => m.call(this.fnName(i), [], NONE));
+    const body = loops && this.p.loops.length ? this.runLoops(vars) : kernels.flatMap((i) => this.callKernel(i));
     m.addFunction('run', NONE, NONE, vars, m.block(null, body));
     m.addFunctionExport('run', 'run');
     // Kernel i is also exported as `k<i>`: a runtime trace (runtime/trace.ts) calls and times them one
     // by one. Kernels stay separate functions anyway (see buildModule), so this costs ~2% of bytes.
     for (const i of kernels) m.addFunctionExport(this.fnName(i), `k${i}`);
+  }
+
+  /** A kernel call in `run`; in a threaded module followed by the barrier, so the next kernel sees its output. */
+  private callKernel(i: number): Ref[] {
+    const call = this.m.call(this.fnName(i), [], NONE);
+    return this.threads ? [call, this.m.call(BARRIER_FN, [], NONE)] : [call];
+  }
+
+  /** A loop's copies; in a threaded module made by thread 0 while the others wait at the barrier. */
+  private copies(cs: Ref[]): Ref[] {
+    if (!this.threads || cs.length === 0) return cs;
+    return [onMain(this.m, this.m.block(null, cs)), this.m.call(BARRIER_FN, [], NONE)];
   }
 
   /**
@@ -113,20 +150,20 @@ class ModuleBuilder implements KernelEnv {
       while (i < to) {
         const L = p.loops.find((l) => l.start === i && l.end <= to && !inside.has(l));
         if (!L) {
-          out.push(m.call(this.fnName(i++), [], NONE));
+          out.push(...this.callKernel(i++));
           continue;
         }
         inside.add(L);
         const s = vars.push(binaryen.i32) - 1;
         const t = vars.push(binaryen.i32) - 1;
         const label = `loop${s}`;
-        out.push(...L.init.map((c) => copy(c, null)), m.local.set(s, m.i32.const(0)));
+        out.push(...this.copies(L.init.map((c) => copy(c, null))), m.local.set(s, m.i32.const(0)));
         out.push(
           m.loop(label, m.block(null, [
             m.local.set(t, L.reverse ? m.i32.sub(m.i32.const(L.length - 1), m.local.get(s, binaryen.i32)) : m.local.get(s, binaryen.i32)),
-            ...L.enter.map((c) => copy(c, t)),
+            ...this.copies(L.enter.map((c) => copy(c, t))),
             ...range(L.start, L.end),
-            ...L.exit.map((c) => copy(c, t)),
+            ...this.copies(L.exit.map((c) => copy(c, t))),
             m.local.set(s, m.i32.add(m.local.get(s, binaryen.i32), m.i32.const(1))),
             m.br(label, m.i32.lt_u(m.local.get(s, binaryen.i32), m.i32.const(L.length))),
           ])),
@@ -256,7 +293,12 @@ export function emitWat(p: Program, plan: MemoryPlan, opts: WasmOptions): string
   }
 }
 
-/** Bytes of memory the module defines for `p` under `plan` (arena plus matmul scratch, page-rounded). */
-export function wasmMemoryBytes(p: Program, plan: MemoryPlan): number {
-  return Math.max(1, Math.ceil(planScratch(p, plan).end / 65536)) * 65536;
+/**
+ * Bytes of memory the module defines for `p` under `plan` (arena plus matmul scratch, page-rounded;
+ * for a threaded module, one scratch per thread and the barrier words: the size of its shared memory).
+ */
+export function wasmMemoryBytes(p: Program, plan: MemoryPlan, threads = 1): number {
+  const s = planScratch(p, plan);
+  const end = threads > 1 ? threadLayout(s.tile, s.end, threads).end : s.end;
+  return Math.max(1, Math.ceil(end / 65536)) * 65536;
 }

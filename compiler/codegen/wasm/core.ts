@@ -13,6 +13,17 @@ import type { Ctx } from './unit.ts';
 export interface WasmOptions {
   /** Use f32x4.relaxed_madd in the matmul micro-kernel (needs engine support; see runtime/wasm.ts). */
   readonly relaxedSimd: boolean;
+  /**
+   * Threads the module is built for (default 1). Above 1 the module imports a shared memory, splits
+   * large kernels across threads and waits at a barrier after every kernel (see wasm/threads.ts).
+   */
+  readonly threads?: number;
+}
+
+/** A thread's share [lo, hi) of an axis, in two i32 locals (see `KernelEnv.share`). */
+export interface Share {
+  readonly lo: number;
+  readonly hi: number;
 }
 
 export type Ref = binaryen.ExpressionRef;
@@ -53,6 +64,20 @@ export class Fn {
   bump(i: number, c: number): Ref {
     return this.set(i, this.m.i32.add(this.get(i), this.m.i32.const(c)));
   }
+  /** Set by an emitter that split its kernel across threads (`KernelEnv.share`); others run on thread 0 only. */
+  parallel = false;
+  /** for (counter = lo; counter < hi; counter += 1) body over a thread's share; nothing when it is empty. */
+  loopShare(counter: number, share: Share, body: readonly Ref[]): Ref {
+    const m = this.m;
+    const l = `L${this.nLabels++}`;
+    return m.if(
+      m.i32.lt_s(this.get(share.lo), this.get(share.hi)),
+      m.block(null, [
+        this.set(counter, this.get(share.lo)),
+        m.loop(l, m.block(null, [...body, this.bump(counter, 1), m.br(l, m.i32.lt_s(this.get(counter), this.get(share.hi)))])),
+      ]),
+    );
+  }
   /** for (counter = from; counter < to; counter += step) body, as a do-while: callers guarantee from < to. */
   loop(counter: number, from: number | Ref, to: number, step: number, body: readonly Ref[]): Ref {
     const m = this.m;
@@ -65,10 +90,13 @@ export class Fn {
   }
 }
 
-/** Loop nest over `extents` with `counters`; `pre(l)` runs at the top of level l (l = 0: before all loops). */
-export function nest(fn: Fn, extents: readonly number[], counters: readonly number[], pre: (l: number) => Ref[], inner: Ref[]): Ref[] {
+/**
+ * Loop nest over `extents` with `counters`; `pre(l)` runs at the top of level l (l = 0: before all
+ * loops). With `share`, the outermost loop runs over this thread's share of axis 0 only.
+ */
+export function nest(fn: Fn, extents: readonly number[], counters: readonly number[], pre: (l: number) => Ref[], inner: Ref[], share: Share | null = null): Ref[] {
   let body = inner;
-  for (let a = extents.length - 1; a >= 0; a--) body = [...pre(a), fn.loop(counters[a], 0, extents[a], 1, body)];
+  for (let a = extents.length - 1; a >= 0; a--) body = [...pre(a), a === 0 && share ? fn.loopShare(counters[a], share, body) : fn.loop(counters[a], 0, extents[a], 1, body)];
   return body;
 }
 
@@ -81,6 +109,14 @@ export interface KernelEnv {
   readonly scratch: Scratch;
   /** Byte address of buffer `b` in the memory plan. */
   addr(b: number): number;
+  /** Byte address `a` of matmul scratch, in this thread's copy of it. */
+  scratchAt(a: number): Ref;
+  /**
+   * This thread's share of an axis of `extent` (rows, tiles), in locals set by the returned
+   * statements, when the module is threaded and `work` (multiply-adds or elements) is worth
+   * splitting; null otherwise. A kernel that takes a share sets `fn.parallel`.
+   */
+  share(fn: Fn, extent: number, work: number): { share: Share; init: Ref[] } | null;
   /** What a unit of kernel `k` reads: its inputs, grid index `idx`, and the parts in `extra` (others throw). */
   ctxFor(k: Kernel, idx: (a: number) => Ref, extra?: Partial<Ctx>): Ctx;
 }

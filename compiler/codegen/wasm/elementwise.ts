@@ -4,6 +4,7 @@
  * product read through / and % (im2col) is split first when that makes it contiguous.
  */
 import type { Shape } from '../../../ir/types.ts';
+import { numel } from '../../../ir/types.ts';
 import type { BinOp, ElementwiseKernel, Expr } from '../../kernel/types.ts';
 import { Fn, I32, nest, type KernelEnv, type Ref } from './core.ts';
 import { IDX_BIT, kids, Unit, withKids } from './unit.ts';
@@ -39,7 +40,12 @@ export function elementwiseKernel(env: KernelEnv, k0: ElementwiseKernel, fn: Fn)
   if (vec) inner.push(fn.loop(counters[R - 1], 0, vecEnd, 4, [...vec.stmts(R), m.v128.store(0, 16, fn.get(out), vec.value(k.dtype)), fn.bump(out, 16)]));
   if (sc) inner.push(fn.loop(counters[R - 1], vecEnd, last, 1, [...sc.stmts(R), alu.storeS(k.dtype, fn.get(out), sc.value(k.dtype)), fn.bump(out, 4)]));
   const pre = (l: number) => [...(vec?.stmts(l) ?? []), ...(sc?.stmts(l) ?? [])];
-  return m.block(null, [fn.set(out, m.i32.const(env.addr(k.output))), ...nest(fn, k.shape.slice(0, R - 1), counters, pre, [...pre(R - 1), ...inner])]);
+  // Threaded: each thread takes a share of the rows of axis 0 (not the innermost axis, whose loops
+  // are the SIMD body and tail), writing from its first row on.
+  const sh = R >= 2 ? env.share(fn, k.shape[0], numel(k.shape)) : null;
+  const start = m.i32.const(env.addr(k.output));
+  const outInit = sh ? m.i32.add(start, m.i32.mul(fn.get(sh.share.lo), m.i32.const(numel(k.shape.slice(1)) * 4))) : start;
+  return m.block(null, [...(sh?.init ?? []), fn.set(out, outInit), ...nest(fn, k.shape.slice(0, R - 1), counters, pre, [...pre(R - 1), ...inner], sh?.share ?? null)]);
 }
 
 /**

@@ -137,7 +137,7 @@ export function matmulKernel(env: KernelEnv, k: MatmulKernel, fn: Fn): Ref {
     const s: Ref[] = [];
     for (let r = 0; r < MR; r++) for (let v = 0; v < NV; v++) s.push(fn.set(accs[r][v], m.v128.const(new Array(16).fill(0))));
     if (K === 0) return s;
-    s.push(fn.set(pa, mOuter ? i32c(scratch.packA) : add(i32c(scratch.packA), mul(fn.get(cm), K * 4))), fn.set(pb, fn.get(panel)));
+    s.push(fn.set(pa, mOuter ? env.scratchAt(scratch.packA) : add(env.scratchAt(scratch.packA), mul(fn.get(cm), K * 4))), fn.set(pb, fn.get(panel)));
     const full = Math.floor(K / KU);
     if (full > 0) {
       const body: Ref[] = [];
@@ -161,9 +161,9 @@ export function matmulKernel(env: KernelEnv, k: MatmulKernel, fn: Fn): Ref {
         }
       return s;
     }
-    for (let r = 0; r < R; r++) for (let v = 0; v < NV; v++) s.push(m.v128.store((r * NR + 4 * v) * 4, 16, i32c(scratch.tile), fn.get(accs[r][v])));
+    for (let r = 0; r < R; r++) for (let v = 0; v < NV; v++) s.push(m.v128.store((r * NR + 4 * v) * 4, 16, env.scratchAt(scratch.tile), fn.get(accs[r][v])));
     const elem = [
-      fn.set(accS, m.f32.load(0, 4, add(i32c(scratch.tile), m.i32.shl(add(mul(fn.get(rr), NR), fn.get(cc)), i32c(2))))),
+      fn.set(accS, m.f32.load(0, 4, add(env.scratchAt(scratch.tile), m.i32.shl(add(mul(fn.get(rr), NR), fn.get(cc)), i32c(2))))),
       ...epiScl.stmts(0),
       m.f32.store(0, 4, add(fn.get(oT), m.i32.shl(add(mul(fn.get(rr), N), fn.get(cc)), i32c(2))), epiScl.value('f32')),
     ];
@@ -178,6 +178,21 @@ export function matmulKernel(env: KernelEnv, k: MatmulKernel, fn: Fn): Ref {
     if (full > 0) s.push(fn.loop(ctr, 0, full, size, each(size)));
     if (extent % size) s.push(fn.set(ctr, i32c(full)), ...each(extent % size));
     return s;
+  };
+  /**
+   * `tiles` for the outer operand, split across threads in a threaded module: tile t of the
+   * ⌈extent/size⌉ (the last one partial) goes to the thread whose share holds t. Each thread packs
+   * the inner operand into its own scratch, so a split matmul repeats that O(K·inner) copy per thread;
+   * it is split only from 64K multiply-adds up (SPLIT_MIN_WORK counts elements, about 8 MACs each).
+   */
+  const outerTiles = (ctr: number, extent: number, size: number, each: (valid: number) => Ref[]): Ref[] => {
+    const full = Math.floor(extent / size);
+    const rem = extent % size;
+    const sh = env.share(fn, full + (rem ? 1 : 0), (Bt * M * N * K) / 8);
+    if (!sh) return tiles(ctr, extent, size, each);
+    const t = fn.local(I32);
+    const body = [fn.set(ctr, mul(fn.get(t), size)), ...(rem ? [m.if(m.i32.lt_s(fn.get(t), i32c(full)), m.block(null, each(size)), m.block(null, each(rem)))] : each(size))];
+    return [...sh.init, fn.loopShare(t, sh.share, body)];
   };
   // A panels [M/MR][K][MR], written in order (pd walks the scratch); ps walks row cm of A along k.
   const lanes = (l: number[]) => l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]);
@@ -223,7 +238,7 @@ export function matmulKernel(env: KernelEnv, k: MatmulKernel, fn: Fn): Ref {
     fn.loop(ck, 0, K, 1, [...copyRow(W), fn.bump(ps, sb1 * 4), fn.bump(pd, NR * 4)]),
   ];
   const setPanel = () =>
-    fn.set(panel, !packB ? add(fn.get(bB), m.i32.shl(fn.get(cn), i32c(2))) : mOuter ? add(i32c(scratch.packB), mul(fn.get(cn), K * 4)) : i32c(scratch.packB));
+    fn.set(panel, !packB ? add(fn.get(bB), m.i32.shl(fn.get(cn), i32c(2))) : mOuter ? add(env.scratchAt(scratch.packB), mul(fn.get(cn), K * 4)) : env.scratchAt(scratch.packB));
   if (!packB && N % NR) throw new Error(`wasm codegen: ${k.name}: unpacked B needs N % ${NR} == 0`);
   const perBatch: Ref[] = [
     fn.set(aB, add(i32c(env.addr(k.inputs[k.a.input]) + k.a.offset * 4), mul(fn.get(cb), sa0 * 4))),
@@ -232,16 +247,16 @@ export function matmulKernel(env: KernelEnv, k: MatmulKernel, fn: Fn): Ref {
   const pack = K > 0;
   if (mOuter) {
     // all of B packed once; each A panel packed just before its row of tiles (it stays in L1)
-    if (packB && pack) perBatch.push(fn.set(pd, i32c(scratch.packB)), ...tiles(cn, N, NR, bPanel));
-    perBatch.push(...tiles(cm, M, MR, (R) => [
-      ...(pack ? [fn.set(pd, i32c(scratch.packA)), ...aPanel(R)] : []),
+    if (packB && pack) perBatch.push(fn.set(pd, env.scratchAt(scratch.packB)), ...tiles(cn, N, NR, bPanel));
+    perBatch.push(...outerTiles(cm, M, MR, (R) => [
+      ...(pack ? [fn.set(pd, env.scratchAt(scratch.packA)), ...aPanel(R)] : []),
       ...tiles(cn, N, NR, (W) => [setPanel(), ...micro(), ...store(R, W)]),
     ]));
   } else {
     // all of A packed once; each B panel packed just before its column of tiles
-    if (pack) perBatch.push(fn.set(pd, i32c(scratch.packA)), ...tiles(cm, M, MR, aPanel));
-    perBatch.push(...tiles(cn, N, NR, (W) => [
-      ...(packB && pack ? [fn.set(pd, i32c(scratch.packB)), ...bPanel(W)] : []),
+    if (pack) perBatch.push(fn.set(pd, env.scratchAt(scratch.packA)), ...tiles(cm, M, MR, aPanel));
+    perBatch.push(...outerTiles(cn, N, NR, (W) => [
+      ...(packB && pack ? [fn.set(pd, env.scratchAt(scratch.packB)), ...bPanel(W)] : []),
       setPanel(),
       ...tiles(cm, M, MR, (R) => [...micro(), ...store(R, W)]),
     ]));

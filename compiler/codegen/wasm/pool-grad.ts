@@ -1,10 +1,10 @@
 /**
  * @file pool_grad kernels: the gradient of max/sum pooling as a scatter into the zeroed output, 4
- * channels at a time when C % 4 == 0.
+ * channels at a time when C % 4 == 0 (then, in a threaded module, split by samples).
  */
 import { numel } from '../../../ir/types.ts';
 import type { PoolGradKernel } from '../../kernel/types.ts';
-import { F32, I32, nest, V128, type Fn, type KernelEnv, type Ref } from './core.ts';
+import { F32, I32, nest, V128, type Fn, type KernelEnv, type Ref, type Share } from './core.ts';
 
 /** Gradient of max/sum pooling over NHWC: scatter each dy element to its window (max: the first arg-max). */
 export function poolGradKernel(env: KernelEnv, k: PoolGradKernel, fn: Fn): Ref {
@@ -47,7 +47,19 @@ export function poolGradKernel(env: KernelEnv, k: PoolGradKernel, fn: Fn): Ref {
     window,
     ...(k.op === 'max' ? [m.if(m.i32.ge_s(g(best), c32(0)), addTo(() => g(best)))] : []),
   ];
-  if (C % 4 === 0 && wh * ww <= 64) return m.block(null, [...s, ...poolGradLanes(env, k, fn)]);
+  if (C % 4 === 0 && wh * ww <= 64) {
+    // Threaded: a share of the samples per thread, each zeroing and scattering into its own samples
+    // (a window never leaves its sample).
+    const sh = env.share(fn, N, numel(k.dyShape) * wh * ww);
+    if (!sh) return m.block(null, [...s, ...poolGradLanes(env, k, fn, null)]);
+    const per = H * W * C * 4;
+    const fill = m.memory.fill(
+      m.i32.add(m.i32.const(outAddr), m.i32.mul(fn.get(sh.share.lo), m.i32.const(per))),
+      m.i32.const(0),
+      m.i32.mul(m.i32.sub(fn.get(sh.share.hi), fn.get(sh.share.lo)), m.i32.const(per)),
+    );
+    return m.block(null, [...sh.init, m.if(m.i32.lt_s(fn.get(sh.share.lo), fn.get(sh.share.hi)), fill), ...poolGradLanes(env, k, fn, sh.share)]);
+  }
   s.push(fn.set(pdy, c32(dyAddr)), ...nest(fn, [N, OH, OW, C], [n, oh, ow, c], () => [], element));
   return m.block(null, s);
 }
@@ -59,7 +71,7 @@ export function poolGradKernel(env: KernelEnv, k: PoolGradKernel, fn: Fn): Ref {
  * reference), then every in-bounds position adds dy where it won and 0 elsewhere, which leaves
  * the other cells unchanged (the output starts at +0, so it never holds -0).
  */
-function poolGradLanes(env: KernelEnv, k: PoolGradKernel, fn: Fn): Ref[] {
+function poolGradLanes(env: KernelEnv, k: PoolGradKernel, fn: Fn, share: Share | null): Ref[] {
   const { m, alu } = env;
   const [N, H, W, C] = k.shape;
   const [, OH, OW] = k.dyShape;
@@ -108,5 +120,6 @@ function poolGradLanes(env: KernelEnv, k: PoolGradKernel, fn: Fn): Ref[] {
     fn.set(base, m.i32.mul(m.i32.add(m.i32.mul(m.i32.add(m.i32.mul(g(n), c32(H)), m.i32.add(m.i32.mul(g(oh), c32(sh)), c32(-ph))), c32(W)), m.i32.add(m.i32.mul(g(ow), c32(sw)), c32(-pw))), c32(C))),
     fn.loop(c, 0, C, 4, step),
   ];
-  return [fn.set(pdy, c32(0)), ...nest(fn, [N, OH, OW], [n, oh, ow], pre, element)];
+  const start = share ? m.i32.mul(g(share.lo), c32(OH * OW * C * 4)) : c32(0);
+  return [fn.set(pdy, start), ...nest(fn, [N, OH, OW], [n, oh, ow], pre, element, share)];
 }

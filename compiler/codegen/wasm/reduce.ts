@@ -77,6 +77,24 @@ export function reduceKernel(env: KernelEnv, k: ReduceKernel, fn: Fn): Ref {
   };
   const units = [...(vec ?? []), ...(scl ?? [])];
   const pre = (l: number) => units.flatMap((u) => u.stmts(l));
+  const work = numel(k.shape) * Math.max(numel(k.rshape), 1);
+  const start = m.i32.const(env.addr(k.output));
+  if (R === 1 && vec) {
+    // One output axis (a bias gradient: channels, each summed over a long reduction): threads share
+    // its 4-lane groups; the last thread also does the scalar tail.
+    const sh = env.share(fn, vecEnd / 4, work);
+    if (sh) {
+      const grp = fn.local(I32);
+      const tail = scl ? [m.if(m.i32.eq(fn.get(sh.share.hi), m.i32.const(vecEnd / 4)), fn.loop(gc[0], vecEnd, last, 1, element(scl, false)))] : [];
+      return m.block(null, [
+        ...sh.init,
+        fn.set(out, m.i32.add(start, m.i32.mul(fn.get(sh.share.lo), m.i32.const(16)))),
+        ...pre(0),
+        fn.loopShare(grp, sh.share, [fn.set(gc[0], m.i32.shl(fn.get(grp), m.i32.const(2))), ...element(vec, true)]),
+        ...tail,
+      ]);
+    }
+  }
   let inner: Ref[];
   if (R === 0) inner = element(scl!, false);
   else {
@@ -84,5 +102,9 @@ export function reduceKernel(env: KernelEnv, k: ReduceKernel, fn: Fn): Ref {
     if (vec) inner.push(fn.loop(gc[R - 1], 0, vecEnd, 4, element(vec, true)));
     if (scl) inner.push(fn.loop(gc[R - 1], vecEnd, last, 1, element(scl, false)));
   }
-  return m.block(null, [fn.set(out, m.i32.const(env.addr(k.output))), ...nest(fn, k.shape.slice(0, Math.max(R - 1, 0)), gc, pre, inner)]);
+  // Threaded: a share of the rows of axis 0 per thread (each output element is still folded by one
+  // thread in the same order, so results do not change).
+  const sh = R >= 2 ? env.share(fn, k.shape[0], work) : null;
+  const outInit = sh ? m.i32.add(start, m.i32.mul(fn.get(sh.share.lo), m.i32.const(numel(k.shape.slice(1)) * 4))) : start;
+  return m.block(null, [...(sh?.init ?? []), fn.set(out, outInit), ...nest(fn, k.shape.slice(0, Math.max(R - 1, 0)), gc, pre, inner, sh?.share ?? null)]);
 }
