@@ -9,8 +9,10 @@
  *    single-use, same-shape elementwise chain that consumes it (its epilogue: conv + bias + relu is
  *    one kernel); a kernel holds at most one reduction, further ones are materialized;
  *  - `dot` operands must be strided views (reshape/transpose of a buffer), `conv` is lowered to an
- *    im2col kernel (padding and dilation become predicates) feeding a matmul kernel, and
- *    `reduce_window_grad` reads its operands from buffers; operands that are not are materialized.
+ *    im2col kernel (padding and dilation become predicates) feeding a matmul kernel, or, where
+ *    ir/winograd.ts's rule takes it, to Winograd F(2x2, 3x3) transform kernels around a batched
+ *    matmul (winograd.ts), and `reduce_window_grad` reads its operands from buffers; operands that
+ *    are not are materialized.
  * Movement ops never copy: they become index arithmetic (expr.ts simplifies it). Loads that a
  * predicate guards (pad, conv padding, concat) use clamped indices, because generated code evaluates
  * both sides of a select and must never read outside a buffer.
@@ -18,9 +20,11 @@
 import { funcNodes, makeFunc, useCounts } from '../../ir/graph.ts';
 import type { BinaryOp, DType, Func, Node, NodeWith, Op, Shape, UnaryOp } from '../../ir/types.ts';
 import { BINARY_OPS, isBinaryOp, isUnaryOp, numel, shapeEq, stridesOf, UNARY_OPS } from '../../ir/types.ts';
+import { winogradFits, winogradPays } from '../../ir/winograd.ts';
 import type { IndexSpace } from './expr.ts';
 import * as E from './expr.ts';
 import type { BufferInfo, Expr, Kernel, Loop, LoopCopy, Program } from './types.ts';
+import * as WG from './winograd.ts';
 
 /**
  * How fusion treats each op. A mapped type over every op, so a new op is a type error here until it
@@ -72,6 +76,45 @@ function kernelGradPattern(r: Node): { x: Node; ct: Node } | null {
   return is(a, [3, 1, 2, 0]) && is(w, [1, 2, 0, 3]) ? { x: a.inputs[0], ct: w.inputs[0] } : null;
 }
 
+/** Whether a conv (not a kernel gradient) is lowered with Winograd F(2x2, 3x3) (ir/winograd.ts's rule). */
+function winogradConv(r: Node): boolean {
+  if (r.op !== 'conv' || kernelGradPattern(r)) return false;
+  const [x, w] = r.inputs;
+  const [N, OH, OW, O] = r.shape;
+  return winogradFits({ kernel: w.shape, ...r.params }) && winogradPays(N, OH, OW, x.shape[3], O);
+}
+
+/**
+ * Whether a kernel gradient (`kernelGradPattern`) is computed with Winograd: the forward conv it
+ * belongs to (x [N, H, W, C], kernel [3, 3, C, O], output [N, OH, OW, O] = ct's shape) qualifies.
+ * The kernel-gradient conv carries the forward's strides as its rhs dilation and vice versa.
+ */
+function winogradKernelGrad(r: Node, x: Node, ct: Node): boolean {
+  if (r.op !== 'conv') return false;
+  const p = r.params;
+  const [N, OH, OW, O] = ct.shape;
+  return winogradFits({ kernel: r.shape.slice(1, 3), strides: p.rhsDilation, lhsDilation: p.lhsDilation, rhsDilation: p.strides }) && winogradPays(N, OH, OW, x.shape[3], O);
+}
+
+/** Replaces every `acc` in `e` by `v` (a reduction's epilogue around a value computed another way). */
+function substAcc(e: Expr, v: Expr): Expr {
+  switch (e.k) {
+    case 'acc':
+      return v;
+    case 'load':
+      return e;
+    case 'un':
+    case 'cast':
+      return { ...e, a: substAcc(e.a, v) };
+    case 'bin':
+      return { ...e, a: substAcc(e.a, v), b: substAcc(e.b, v) };
+    case 'select':
+      return { ...e, c: substAcc(e.c, v), a: substAcc(e.a, v), b: substAcc(e.b, v) };
+    default:
+      return e;
+  }
+}
+
 export function fuse(f: Func): Program {
   return new Fuser(f).run();
 }
@@ -93,6 +136,11 @@ class Fuser {
   /** Scan node id → the buffer of each of its results. */
   private readonly scanResults = new Map<number, number[]>();
   private readonly names = new Map<string, number>();
+  /**
+   * Winograd input transforms already emitted, by input node, padding and output size: a conv's
+   * kernel gradient reads the transform its forward pass made (the plan keeps it live in between).
+   */
+  private readonly winogradInputs = new Map<string, { id: number; T: number; TH: number; TW: number }>();
 
   constructor(private readonly f: Func) {
     this.order = funcNodes(f);
@@ -245,7 +293,8 @@ class Fuser {
       if (n.op === 'dot') for (const x of n.inputs) if (!this.viewOf(x)) M.add(x.id);
       const kg = n.op === 'conv' ? kernelGradPattern(n) : null;
       if (kg) M.add(kg.ct.id);
-      else if (n.op === 'conv' && !this.contiguous(n.inputs[1])) M.add(n.inputs[1].id);
+      // (A Winograd conv reads its kernel through index math in the weight transform.)
+      else if (n.op === 'conv' && !winogradConv(n) && !this.contiguous(n.inputs[1])) M.add(n.inputs[1].id);
       if (n.op === 'reduce_window_grad') for (const x of n.inputs) M.add(x.id);
     }
     // A scan reads whole buffers. A reshape has the row-major data of its operand, so an operand that
@@ -403,6 +452,10 @@ class Fuser {
           this.emitKernelGrad(r, kg.x, kg.ct, out);
           return;
         }
+        if (winogradConv(r)) {
+          this.emitWinogradConv(n, r, ctx, out);
+          return;
+        }
         const [x, w] = r.inputs;
         const [N, , , C] = x.shape;
         const [KH, KW, , O] = w.shape;
@@ -476,6 +529,10 @@ class Fuser {
     const [N, , , C] = x.shape;
     const [, KH, KW, O] = r.shape;
     const [, OH, OW] = ct.shape;
+    if (winogradKernelGrad(r, x, ct)) {
+      this.emitWinogradKernelGrad(r, x, ct, out);
+      return;
+    }
     const fwd: ConvParams = { strides: p.rhsDilation, rhsDilation: p.strides, padding: p.padding, lhsDilation: [1, 1] };
     const pid = this.emitIm2col(x, fwd, KH, KW, OH, OW);
     const Mr = N * OH * OW;
@@ -492,6 +549,117 @@ class Fuser {
       kind: 'elementwise', name: this.kname('E', r.shape, ['transpose']), ops: ['transpose'], inputs: [tid], output: out, shape: r.shape, dtype: 'f32',
       expr: { k: 'load', input: 0, index: E.iadd(E.imul(q, E.cI(O)), o), dtype: 'f32' },
     });
+  }
+
+  /**
+   * V = Bᵀ d B for every 4x4 input tile of a 3x3 unit-stride conv of `x` with output OHxOW and
+   * padding `lo` before each spatial axis: a [4, 4, N, TH, TW, C] buffer (TH = ceil(OH/2)), i.e. 16
+   * [T, C] matrices with T = N*TH*TW tiles. Tile (ti, tj) starts at input row 2*ti - lo; pixels
+   * outside the input (the padding, and the row or column past the last output when OH or OW is
+   * odd) read as zero, which only the outputs past OHxOW see.
+   */
+  private emitWinogradInput(x: Node, lo: readonly number[], OH: number, OW: number): { id: number; T: number; TH: number; TW: number } {
+    const key = `${x.id}:${lo.join(',')}:${OH}x${OW}`;
+    const have = this.winogradInputs.get(key);
+    if (have) return have;
+    const [N, H, W, C] = x.shape;
+    const [TH, TW] = [Math.ceil(OH / 2), Math.ceil(OW / 2)];
+    const shape = [4, 4, N, TH, TW, C];
+    const sp: IndexSpace = { grid: shape, rgrid: [] };
+    const vctx = new KernelCtx(this, null);
+    const [a, bb, nn, ti, tj, c] = shape.map((_, i) => E.idx(i));
+    const expr = WG.transform2(WG.BT, a, bb, (i, j) => {
+      const ih = E.iadd(E.imul(ti, E.cI(2)), E.isub(i, E.cI(lo[0])));
+      const iw = E.iadd(E.imul(tj, E.cI(2)), E.isub(j, E.cI(lo[1])));
+      const inb = E.bin('and', E.inBounds(ih, 0, H, sp), E.inBounds(iw, 0, W, sp), 'bool');
+      const clamp = (e: Expr) => E.select(inb, e, E.cI(0), 'i32');
+      return E.select(inb, vctx.at(x, [nn, clamp(ih), clamp(iw), c], sp), E.cF(0), 'f32');
+    });
+    vctx.ops.push('winograd_input');
+    const id = this.newBuffer('f32', shape, 'temp', '');
+    this.kernels.push({ kind: 'elementwise', name: this.kname('E', shape, vctx.ops), ops: vctx.ops, inputs: vctx.inputs, output: id, shape, dtype: 'f32', expr });
+    const v = { id, T: N * TH * TW, TH, TW };
+    this.winogradInputs.set(key, v);
+    return v;
+  }
+
+  /**
+   * A conv by Winograd F(2x2, 3x3) (see winograd.ts): V = Bᵀ d B per input tile, U = G g Gᵀ per
+   * kernel (read through index math, so a flipped or transposed kernel view costs nothing), M = 16
+   * matmuls [T, C] x [C, O], then the kernel that writes the conv's result: Aᵀ M A for each output
+   * pixel, inside the conv's fused epilogue (bias, activation), exactly where the im2col path's
+   * matmul epilogue would run.
+   */
+  private emitWinogradConv(n: Node, r: Node & { op: 'conv' }, ctx: KernelCtx, out: number): void {
+    const [x, w] = r.inputs;
+    const C = x.shape[3];
+    const [, OH, OW, O] = r.shape;
+    const v = this.emitWinogradInput(x, r.params.padding.map((p) => p[0]), OH, OW);
+    // U[a, b, c, o] = Σ G[a][i] G[b][j] w[i, j, c, o]
+    const ushape = [4, 4, C, O];
+    const usp: IndexSpace = { grid: ushape, rgrid: [] };
+    const uctx = new KernelCtx(this, null);
+    const [ua, ub, uc, uo] = ushape.map((_, i) => E.idx(i));
+    const uexpr = WG.transform2(WG.G, ua, ub, (i, j) => uctx.at(w, [i, j, uc, uo], usp));
+    uctx.ops.push('winograd_kernel');
+    const uid = this.newBuffer('f32', ushape, 'temp', '');
+    this.kernels.push({ kind: 'elementwise', name: this.kname('E', ushape, uctx.ops), ops: uctx.ops, inputs: uctx.inputs, output: uid, shape: ushape, dtype: 'f32', expr: uexpr });
+    // M[ξ, t, o] = Σ_c V[ξ, t, c] U[ξ, c, o]
+    const mid = this.newBuffer('f32', [16, v.T, O], 'temp', '');
+    this.kernels.push({
+      kind: 'matmul', name: this.kname('m', [16, v.T, O, C], ['winograd']), ops: ['winograd'], inputs: [v.id, uid], output: mid, shape: [16, v.T, O], dtype: 'f32', k: C,
+      a: { input: 0, offset: 0, strides: [v.T * C, C, 1] }, b: { input: 1, offset: 0, strides: [C * O, O, 1] }, epilogue: { k: 'acc' },
+    });
+    // out[n, oh, ow, o] = epilogue(Σ Aᵀ[oh%2][a] Aᵀ[ow%2][b] M[(a, b), tile(n, oh/2, ow/2), o])
+    const sp: IndexSpace = { grid: n.shape, rgrid: [] };
+    const [nn, oh, ow, o] = n.shape.map((_, i) => E.idx(i));
+    const im = ctx.inputBuffer(mid);
+    const t = E.iadd(E.imul(E.iadd(E.imul(nn, E.cI(v.TH)), E.idiv(oh, 2, sp)), E.cI(v.TW)), E.idiv(ow, 2, sp));
+    const y = WG.transform2(WG.AT, E.imod(oh, 2, sp), E.imod(ow, 2, sp), (a, b) => ({
+      k: 'load', input: im, dtype: 'f32', index: E.iadd(E.imul(E.iadd(E.imul(E.iadd(E.imul(a, E.cI(4)), b), E.cI(v.T)), t), E.cI(O)), o),
+    }));
+    ctx.ops.push('conv_winograd');
+    const expr = substAcc(ctx.at(n, [nn, oh, ow, o], sp, true), y);
+    this.kernels.push({ kind: 'elementwise', name: this.kname('E', n.shape, ctx.ops), ops: ctx.ops, inputs: ctx.inputs, output: out, shape: n.shape, dtype: n.dtype, expr });
+  }
+
+  /**
+   * The kernel gradient of a Winograd-eligible conv: dg = Gᵀ [Σ_tiles (A dy Aᵀ) ⊙ V] G (winograd.ts).
+   * V is the forward's input transform (the same buffer when the forward conv is in this program), the
+   * cotangent's 2x2 tiles are transformed to 4x4 (zero past OHxOW), 16 matmuls Vᵀ [C, T] x [T, O]
+   * contract over the tiles, and the last kernel applies Gᵀ · G, writing the conv's [C, 3, 3, O].
+   */
+  private emitWinogradKernelGrad(r: Node & { op: 'conv' }, x: Node, ct: Node, out: number): void {
+    const C = x.shape[3];
+    const [N, OH, OW, O] = ct.shape;
+    const v = this.emitWinogradInput(x, r.params.padding.map((p) => p[0]), OH, OW);
+    // D[a, b, n, ti, tj, o] = Σ A[a][r] A[b][s] dy[n, 2ti + r, 2tj + s, o]
+    const dshape = [4, 4, N, v.TH, v.TW, O];
+    const dsp: IndexSpace = { grid: dshape, rgrid: [] };
+    const [da, db, dn, ti, tj, dO] = dshape.map((_, i) => E.idx(i));
+    const ctBuf = this.bufferOf(ct);
+    const dexpr = WG.transform2(WG.A, da, db, (i, j) => {
+      const oh = E.iadd(E.imul(ti, E.cI(2)), i);
+      const ow = E.iadd(E.imul(tj, E.cI(2)), j);
+      const inb = E.bin('and', E.inBounds(oh, 0, OH, dsp), E.inBounds(ow, 0, OW, dsp), 'bool');
+      const clamp = (e: Expr) => E.select(inb, e, E.cI(0), 'i32');
+      const ld: Expr = { k: 'load', input: 0, dtype: 'f32', index: E.linear([dn, clamp(oh), clamp(ow), dO], ct.shape) };
+      return E.select(inb, ld, E.cF(0), 'f32');
+    });
+    const did = this.newBuffer('f32', dshape, 'temp', '');
+    this.kernels.push({ kind: 'elementwise', name: this.kname('E', dshape, ['winograd_dy']), ops: ['winograd_dy'], inputs: [ctBuf], output: did, shape: dshape, dtype: 'f32', expr: dexpr });
+    // X[ξ, c, o] = Σ_t V[ξ, t, c] D[ξ, t, o]: V read transposed through strides.
+    const xid = this.newBuffer('f32', [16, C, O], 'temp', '');
+    this.kernels.push({
+      kind: 'matmul', name: this.kname('m', [16, C, O, v.T], ['conv_kernel_grad_winograd']), ops: ['conv_kernel_grad_winograd'], inputs: [v.id, did], output: xid,
+      shape: [16, C, O], dtype: 'f32', k: v.T, a: { input: 0, offset: 0, strides: [v.T * C, 1, C] }, b: { input: 1, offset: 0, strides: [v.T * O, O, 1] }, epilogue: { k: 'acc' },
+    });
+    // out[c, i, j, o] = Σ Gᵀ[i][a] Gᵀ[j][b] X[(a, b), c, o]
+    const [c, i, j, o] = r.shape.map((_, k) => E.idx(k));
+    const expr = WG.transform2(WG.GT, i, j, (a, b) => ({
+      k: 'load', input: 0, dtype: 'f32', index: E.iadd(E.imul(E.iadd(E.imul(E.iadd(E.imul(a, E.cI(4)), b), E.cI(C)), c), E.cI(O)), o),
+    }));
+    this.kernels.push({ kind: 'elementwise', name: this.kname('E', r.shape, ['winograd_kernel_grad']), ops: ['winograd_kernel_grad'], inputs: [xid], output: out, shape: r.shape, dtype: 'f32', expr });
   }
 
   /** (batch, rows, cols) strides of a dot operand whose leading axes flatten into the batch. */

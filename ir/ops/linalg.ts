@@ -10,6 +10,7 @@
  */
 import * as b from '../builders.ts';
 import type { OpDef } from '../opdef.ts';
+import { winogradFits, winogradPays } from '../winograd.ts';
 import { expectDType, fail } from '../opdef.ts';
 import type { Node, OpParams, Padding2, Shape } from '../types.ts';
 import { fmtShape, numel } from '../types.ts';
@@ -137,7 +138,9 @@ const COL2IM_MAX_TAPS = 25;
  * (one padded slice of dP per kernel tap, added up; fusion makes that one kernel of guarded loads).
  * The general form below, a full conv of the zero-padded cotangent with the flipped kernel, spends
  * (H+KH-1)(W+KW-1)/(OH*OW) times the FLOPs on the padding: 1.4x for a 3x3 kernel on 13x13, 2.8x on
- * 5x5. Both are the same sum of the same products, so results agree to rounding.
+ * 5x5. Both are the same sum of the same products, so results agree to rounding. A 3x3 one whose
+ * full conv Winograd computes with fewer multiply-adds than col2im (ir/winograd.ts's rule, against
+ * col2im's 9 * B*OH*OW * C*O) is written as the full conv, which fusion then lowers with Winograd.
  */
 function convInputGrad(ct: Node, xShape: Shape, w: Node, p: ConvParams): Node {
   const [KH, KW, C, O] = w.shape;
@@ -145,6 +148,7 @@ function convInputGrad(ct: Node, xShape: Shape, w: Node, p: ConvParams): Node {
   const [B, OH, OW] = ct.shape;
   const [H, W] = [xShape[1], xShape[2]];
   const [HP, WP] = [H + p.padding[0][0] + p.padding[0][1], W + p.padding[1][0] + p.padding[1][1]];
+  if (unit && winogradFits({ kernel: w.shape, ...p }) && winogradPays(B, H, W, O, C, KH * KW * B * OH * OW * C * O)) return convInputGradFull(ct, xShape, w, p);
   if (unit && KH * KW <= COL2IM_MAX_TAPS && OH * OW <= H * W && p.padding.every(([lo, hi]) => lo >= 0 && hi >= 0)) {
     const dP = b.reshape(b.dot(b.reshape(ct, [B * OH * OW, O]), b.transpose(b.reshape(w, [KH * KW * C, O]), [1, 0])), [B, OH, OW, KH * KW, C]);
     let sum: Node | null = null;
