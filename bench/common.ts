@@ -223,6 +223,43 @@ export interface SystemResult {
   readonly seqScaling?: SeqScalingStat[];
   /** Largest |difference| of this system's initial softmax outputs from the reference ones (`SystemDef.reference`), checked before timing. */
   readonly refMaxAbsDiff?: number;
+  /** The reference CNN from a cold start to its first train step (the dlc-first-step child only). */
+  readonly firstStep?: FirstStepStat;
+  /** GFLOP/s of dlc's Wasm matmul kernel per shape (the wasm-matmul child only). */
+  readonly matmul?: MatmulStat[];
+}
+
+/**
+ * The reference CNN in a fresh process, as a user's first `trainOnBatch` meets it: loading the
+ * compiler, constructing the model (examples/mnist-cnn.ts), then its first train step on wasm (which
+ * compiles the step: compileStep, emitWasm, WebAssembly.compile, instantiation, one step). The split
+ * is timed after that, once more in the same process (so binaryen and the compiler are warm by then).
+ */
+export interface FirstStepStat {
+  readonly importMs: number;
+  readonly constructMs: number;
+  readonly firstStepMs: number;
+  readonly kernels: number;
+  readonly compileStepMs: number;
+  readonly passMs: Record<string, number>;
+  readonly emitWasmMs: number;
+  readonly v8CompileMs: number;
+  readonly wasmBytes: number;
+  /** Steady train steps after the first (median), for scale. */
+  readonly nextStepMs: number;
+}
+
+/** One matmul shape on dlc's Wasm backend (bench/matmul-wasm.ts). */
+export interface MatmulStat {
+  readonly M: number;
+  readonly N: number;
+  readonly K: number;
+  readonly relaxedSimd: boolean;
+  readonly transB: boolean;
+  readonly msPerRun: number;
+  readonly gflops: number;
+  /** Largest relative error of the spot-checked outputs against f64. */
+  readonly maxRelErr: number;
 }
 
 /** One sequence length of the LSTM's train step in dlc (batch 32), for the sequence-length table. */
@@ -439,7 +476,10 @@ export interface SystemDef {
   /** Check the initial outputs against the reference in `file` before timing; fail the row above `maxAbsDiff`. */
   readonly reference?: { readonly file: string; readonly maxAbsDiff: number };
   /** Build the runner, or return a string saying why this system cannot run (e.g. 'not built yet'). */
-  setup(d: BenchData, log: (line: string) => void): Promise<Runner | { notBuilt: string } | { failed: string } | { compile: CompileStat[] } | { seqScaling: SeqScalingStat[] }>;
+  setup(
+    d: BenchData,
+    log: (line: string) => void,
+  ): Promise<Runner | { notBuilt: string } | { failed: string } | { compile: CompileStat[] } | { seqScaling: SeqScalingStat[] } | { firstStep: FirstStepStat } | { matmul: MatmulStat[] }>;
 }
 
 export async function runSystem(def: SystemDef, system: string, d: BenchData, log: (line: string) => void): Promise<SystemResult> {
@@ -462,6 +502,14 @@ export async function runSystem(def: SystemDef, system: string, d: BenchData, lo
     if ('seqScaling' in r) {
       rss.stop();
       return { ...base, status: 'ok', modes: [], seqScaling: r.seqScaling, peakRssMB: rss.peak / MB, setupMs };
+    }
+    if ('firstStep' in r) {
+      rss.stop();
+      return { ...base, status: 'ok', modes: [], firstStep: r.firstStep, peakRssMB: rss.peak / MB, setupMs };
+    }
+    if ('matmul' in r) {
+      rss.stop();
+      return { ...base, status: 'ok', modes: [], matmul: r.matmul, peakRssMB: rss.peak / MB, setupMs };
     }
     log(`setup ${setupMs.toFixed(0)} ms`);
     let refMaxAbsDiff: number | undefined;

@@ -11,7 +11,8 @@
  * applied more than once (shared weights), or an option it cannot pass on is refused by name, so a
  * change to the example model cannot silently make the peer train a different network.
  *
- * The parent process writes the spec once (`saveModelSpec`); the dlc, TF.js and jax-js children read it.
+ * The parent process writes the spec once (`saveModelSpec`); the dlc, TF.js, jax-js and ONNX Runtime
+ * children read it (bench/onnx.ts turns it into an ONNX model).
  * Only types are imported from dlc here.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,14 @@ import type { AnyLayer, GraphModel, Layer } from '../compiler/index.ts';
 
 /** Where the parent leaves the ResNet example's spec for the children. */
 export const RESNET_SPEC_FILE = path.resolve('.tmp', 'bench-resnet-model.bin');
+/**
+ * Where the parent leaves the reference CNN's (examples/mnist-cnn.ts) spec for the ONNX Runtime rows,
+ * with bench/common.ts's `initialWeights()` (the weights every CNN row starts from) in place of the
+ * model's own, and its reference outputs (dlc wasm, at those weights), which each ORT row must match
+ * within `maxAbsDiff` before it is timed.
+ */
+export const CNN_SPEC_FILE = path.resolve('.tmp', 'bench-cnn-model.bin');
+export const CNN_REFERENCE = { file: path.resolve('.tmp', 'bench-cnn-reference.json'), maxAbsDiff: 1e-4 } as const;
 /** Where the parent leaves the LSTM example's (examples/mnist-lstm.ts) spec for the children. */
 export const LSTM_SPEC_FILE = path.resolve('.tmp', 'bench-lstm-model.bin');
 /**

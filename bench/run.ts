@@ -20,8 +20,19 @@
  * prints a second table: the LSTM's train step at T = 28, 140 and 280 time steps (kernel count,
  * arena bytes, compile times).
  *
- * Options: `--only id,id` runs a subset (ids, or the groups `cnn`, `resnet`, `lstm`, `compile`;
- * e.g. `--only resnet,dlc-wasm`); `--timeout s` bounds each child (default 240 s).
+ * The reference CNN's group also holds the ONNX Runtime rows (bench/peers/ort.ts; inference only):
+ * `ort-web` (onnxruntime-web's wasm backend in Node, 1 thread), `ort-web-mt` (the same with one
+ * thread per logical core) and `ort-node` (onnxruntime-node's native CPU build, intraOpNumThreads 1:
+ * the native reference line). They run an ONNX model that bench/onnx.ts exports from the CNN spec
+ * (the dlc model walked by bench/model-spec.ts, with bench/common.ts's initial weights, which the
+ * parent writes only when an ORT row runs), and, like the LSTM rows, compare their outputs with
+ * dlc's (computed once by the parent) before timing. `dlc-first-step` prints the reference CNN's
+ * cold start: model construction to its first train step done on wasm, and that step's compile
+ * split (compileStep per pass, emitWasm, WebAssembly.compile). `wasm-matmul` (group `matmul`)
+ * prints GFLOP/s of dlc's Wasm matmul kernel per shape (bench/matmul-wasm.ts).
+ *
+ * Options: `--only id,id` runs a subset (ids, or the groups `cnn`, `resnet`, `lstm`, `compile`,
+ * `matmul`; e.g. `--only resnet,dlc-wasm`); `--timeout s` bounds each child (default 240 s).
  * `--only lstm-accuracy [--epochs N] [--seed S] [--tfjs-adam stock|keras]` runs, alone and instead of
  * the table, issue 13's accuracy check (bench/lstm-accuracy.ts): the LSTM example trained for N
  * epochs (default 1) on `dlc train`'s 8,000 digits in dlc and in TF.js from the same initial weights
@@ -35,14 +46,14 @@
  * Exit status 1 if any system that trained did not lower its loss (a broken step is not a result),
  * if the systems of one model disagree on their outputs at the shared initial weights (a layout
  * bug) or on the loss of their first train step (same weights, same batch: a bug on one side), if
- * an LSTM row's initial outputs are more than 1e-4 from dlc's, or if the LSTM's kernel count
- * changes with the sequence length.
+ * an LSTM or ONNX Runtime row's initial outputs are more than 1e-4 from dlc's, or if the LSTM's
+ * kernel count changes with the sequence length.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { CompileStat, Mode, ModeResult, SeqScalingStat, SystemDef, SystemResult } from './common.ts';
+import type { CompileStat, FirstStepStat, MatmulStat, Mode, ModeResult, SeqScalingStat, SystemDef, SystemResult } from './common.ts';
 import {
   CLASSES,
   FWD_FLOPS,
@@ -53,6 +64,7 @@ import {
   INFER_BATCH,
   INFER_BATCHES,
   INFER_WARMUP,
+  initialWeights,
   loadBenchData,
   LOSS_SAMPLES,
   probeDistance,
@@ -67,9 +79,9 @@ import {
   TRAIN_STEPS,
   TRAIN_WARMUP,
 } from './common.ts';
-import { describeSpec, LSTM_REFERENCE, LSTM_SPEC_FILE, RESNET_SPEC_FILE, saveModelSpec } from './model-spec.ts';
+import { CNN_REFERENCE, CNN_SPEC_FILE, describeSpec, LSTM_REFERENCE, LSTM_SPEC_FILE, RESNET_SPEC_FILE, saveModelSpec } from './model-spec.ts';
 
-type Group = 'cnn' | 'resnet' | 'lstm' | 'compile';
+type Group = 'cnn' | 'resnet' | 'lstm' | 'compile' | 'matmul';
 /** The groups whose rows run one model each and are cross-checked (initial outputs, first train-step loss). */
 const MODEL_GROUPS = ['cnn', 'resnet', 'lstm'] as const;
 type ModelGroup = (typeof MODEL_GROUPS)[number];
@@ -91,6 +103,12 @@ interface Entry {
   readonly byDefault?: boolean;
   /** Child time limit when --timeout is not given (default 240 s). */
   readonly timeoutS?: number;
+  /**
+   * Reads its group's model spec (bench/model-spec.ts), which the parent then writes: every row of
+   * the ResNet and LSTM groups; of the CNN group, the ONNX Runtime rows (the others build the
+   * reference CNN themselves from bench/common.ts's weights).
+   */
+  readonly usesSpec?: boolean;
   load(): Promise<SystemDef>;
 }
 const SYSTEMS: readonly Entry[] = [
@@ -100,6 +118,10 @@ const SYSTEMS: readonly Entry[] = [
   { id: 'jax-conv', system: 'jax-js 0.1.25 wasm, lax.conv (idiomatic)', group: 'cnn', load: async () => (await import('./peers/jax.ts')).jaxConv },
   { id: 'jax-im2col', system: 'jax-js 0.1.25 wasm, im2col + dot (fast)', group: 'cnn', load: async () => (await import('./peers/jax.ts')).jaxIm2col },
   { id: 'tfjs-wasm', system: 'TF.js 4.22 layers, wasm + our Conv2DBackpropFilter', group: 'cnn', load: async () => (await import('./peers/tfjs.ts')).tfjsWasm },
+  { id: 'ort-web', system: 'ONNX Runtime Web 1.30 wasm, 1 thread', group: 'cnn', usesSpec: true, load: async () => (await import('./peers/ort.ts')).ortWeb1 },
+  { id: 'ort-web-mt', system: `ONNX Runtime Web 1.30 wasm, ${os.cpus().length} threads`, group: 'cnn', usesSpec: true, load: async () => (await import('./peers/ort.ts')).ortWebMt },
+  { id: 'ort-node', system: 'ONNX Runtime Node 1.30 native CPU, 1 thread (not for the web)', group: 'cnn', usesSpec: true, load: async () => (await import('./peers/ort.ts')).ortNode },
+  { id: 'dlc-first-step', system: 'dlc reference CNN, cold start to first train step', group: 'cnn', load: async () => (await import('./dlc-first-step.ts')).dlcFirstStep },
   { id: 'dlc-wasm-resnet', system: 'dlc (wasm)', group: 'resnet', load: async () => (await import('./dlc-resnet.ts')).dlcWasmResnet },
   { id: 'dlc-webgpu-resnet', system: 'dlc (webgpu; CPU driver here, not a GPU)', group: 'resnet', byDefault: false, timeoutS: 600, load: async () => (await import('./dlc-resnet.ts')).dlcWebgpuResnet },
   { id: 'tfjs-wasm-resnet', system: 'TF.js 4.22 layers, wasm + our Conv2DBackpropFilter', group: 'resnet', load: async () => (await import('./peers/tfjs.ts')).tfjsWasmResnet },
@@ -109,18 +131,22 @@ const SYSTEMS: readonly Entry[] = [
   { id: 'tfjs-wasm-lstm', system: 'TF.js 4.22 layers (tf.layers.lstm), wasm', group: 'lstm', load: async () => (await import('./peers/tfjs.ts')).tfjsWasmLstm },
   { id: 'dlc-lstm-seq', system: 'dlc LSTM train step vs sequence length', group: 'lstm', load: async () => (await import('./dlc-lstm.ts')).dlcLstmSeq },
   { id: 'dlc-compile', system: 'dlc train-step compile', group: 'compile', load: async () => (await import('./dlc-resnet.ts')).dlcCompile },
+  { id: 'wasm-matmul', system: 'dlc Wasm matmul kernel', group: 'matmul', load: async () => (await import('./matmul-wasm.ts')).wasmMatmul },
 ];
 /** The rows the ratio column divides by: dlc-wasm of the same mode. */
 const DLC_WASM_IDS = new Set(Object.values(DLC_WASM_OF));
 /** Children that print a table of their own instead of model rows (and need no model spec). */
-const OWN_TABLE = new Set(['dlc-compile', 'dlc-lstm-seq']);
+const OWN_TABLE = new Set(['dlc-compile', 'dlc-lstm-seq', 'dlc-first-step', 'wasm-matmul']);
+/** Whether a row reads its group's model spec (and fails untimed when the parent could not write it). */
+const usesSpec = (s: Entry): boolean => !OWN_TABLE.has(s.id) && (s.group === 'resnet' || s.group === 'lstm' || s.usesSpec === true);
+const GROUPS = 'cnn, resnet, lstm, compile, matmul';
 
-/** `--only` / `--with` names: system ids, or a group (cnn, resnet, lstm, compile: its default systems). */
+/** `--only` / `--with` names: system ids, or a group (cnn, resnet, lstm, compile, matmul: its default systems). */
 function pick(names: readonly string[], flag: string): Entry[] {
   const out: Entry[] = [];
   for (const n of names) {
     const hit = SYSTEMS.filter((s) => s.id === n || (s.group === n && s.byDefault !== false));
-    if (!hit.length) throw new Error(`bench: ${flag} ${n}: known systems are ${SYSTEMS.map((s) => s.id).join(', ')}; groups are cnn, resnet, lstm, compile; \`--only ${LSTM_ACCURACY}\` (alone) runs the LSTM accuracy check`);
+    if (!hit.length) throw new Error(`bench: ${flag} ${n}: known systems are ${SYSTEMS.map((s) => s.id).join(', ')}; groups are ${GROUPS}; \`--only ${LSTM_ACCURACY}\` (alone) runs the LSTM accuracy check`);
     for (const h of hit) if (!out.includes(h)) out.push(h);
   }
   return SYSTEMS.filter((s) => out.includes(s)); // table order
@@ -220,7 +246,7 @@ function buildRows(results: readonly SystemResult[], extraCheck: ReadonlyMap<str
   const dlcMode = (m: Mode): ModeResult | undefined => dlc.flatMap((r) => r.modes).find((x) => x.mode === m);
   const rows: Row[] = [];
   for (const r of results) {
-    if (r.compile || r.seqScaling) continue; // printed as tables of their own
+    if (r.compile || r.seqScaling || r.firstStep || r.matmul) continue; // printed as tables of their own
     if (r.status !== 'ok') {
       const what = r.status === 'not built' ? `**${r.reason ?? 'not built yet'}**` : `**FAILED**: ${r.reason ?? 'unknown error'}`;
       rows.push({ cells: [r.system, 'all', '—', '—', '—', r.peakRssMB ? fmt(r.peakRssMB, 0) : '—', 'n/a', what] });
@@ -285,20 +311,37 @@ async function parent(): Promise<number> {
   mkdirSync(TMP, { recursive: true });
   const specLines: string[] = [];
   const specError = new Map<Group, string>();
-  let lstmModel: import('../compiler/index.ts').LayersModel | null = null;
+  /** Models whose reference outputs (dlc wasm, at the spec's weights) the parent computes for their rows' check. */
+  const refModels: { group: ModelGroup; model: import('../compiler/index.ts').LayersModel; file: string; inputShape: readonly number[] }[] = [];
   rmSync(LSTM_REFERENCE.file, { force: true });
-  for (const group of ['resnet', 'lstm'] as const) {
-    const file = group === 'resnet' ? RESNET_SPEC_FILE : LSTM_SPEC_FILE;
+  rmSync(CNN_REFERENCE.file, { force: true });
+  for (const group of ['cnn', 'resnet', 'lstm'] as const) {
+    const file = { cnn: CNN_SPEC_FILE, resnet: RESNET_SPEC_FILE, lstm: LSTM_SPEC_FILE }[group];
     rmSync(file, { force: true });
-    if (!systems.some((s) => s.group === group && !OWN_TABLE.has(s.id))) continue;
+    if (!systems.some((s) => s.group === group && usesSpec(s))) continue;
     try {
       const { modelSpec } = await import('./model-spec.ts');
-      const { model } = group === 'resnet' ? await import('../examples/mnist-resnet.ts') : await import('../examples/mnist-lstm.ts');
+      const { model } = group === 'resnet' ? await import('../examples/mnist-resnet.ts') : group === 'lstm' ? await import('../examples/mnist-lstm.ts') : await import('../examples/mnist-cnn.ts');
+      if (group === 'cnn') {
+        // The CNN rows start from bench/common.ts's weights (the dlc-wasm row sets them the same way, by position).
+        const { tensor } = await import('../compiler/index.ts');
+        const init = initialWeights();
+        const mismatch = model.weightInfo.findIndex((w, i) => init[i]?.shape.join() !== w.shape.join());
+        if (mismatch >= 0 || init.length !== model.weightInfo.length) throw new Error(`bench/common.ts's initialWeights() do not fit examples/mnist-cnn.ts (weight ${mismatch}: ${model.weightInfo[mismatch]?.name})`);
+        model.setWeights(init.map((w) => tensor(w.data.slice(), w.shape, 'f32')));
+      }
       const { spec, weights } = modelSpec(model);
       saveModelSpec(file, spec, weights);
-      if (group === 'lstm') lstmModel = model;
+      if (group === 'lstm') refModels.push({ group, model, file: LSTM_REFERENCE.file, inputShape: [28, 28] });
+      if (group === 'cnn') refModels.push({ group, model, file: CNN_REFERENCE.file, inputShape: [28, 28, 1] });
       const fwd = 2 * spec.fwdMacsPerSample;
       const o = spec.optimizer;
+      if (group === 'cnn') {
+        specLines.push(
+          `ONNX Runtime rows (inference only): the reference CNN exported to ONNX (opset 17) from the dlc model's graph by bench/onnx.ts, with the same initial weights (kernels HWIO → OIHW, the input transposed NHWC → NCHW once, a Transpose back to NHWC before Flatten so the Dense rows match); before timing, each row's softmax outputs on ${INFER_BATCH} test digits are compared with dlc-wasm's (computed once here) and a row more than ${CNN_REFERENCE.maxAbsDiff.toExponential(0)} away anywhere fails untimed; the "infer b32" line gives the largest |difference|. ort-node is ONNX Runtime's native CPU build (not something a page can run), the line native code sets.`,
+        );
+        continue;
+      }
       specLines.push(
         group === 'resnet'
           ? `ResNet example (examples/mnist-resnet.ts, rows "resnet train b32"): ${describeSpec(spec)}; Adam lr ${o.learningRate}, sparse categorical cross-entropy; forward ${fmt(fwd / 1e6, 2)} MFLOP/sample (convs and dense layers only; BatchNormalization, ReLU, Add, pooling not counted), training 3× = ${fmt((3 * fwd) / 1e6, 2)} MFLOP. TF.js builds the same graph from the dlc model and starts from dlc's initial weights. Check column: the train step's own loss (batch statistics), mean of the first ${LOSS_ENDS} steps → mean of the last ${LOSS_ENDS}; the test loss through predict (moving statistics) is in the notes.`
@@ -318,8 +361,8 @@ async function parent(): Promise<number> {
     `Reference model (examples/mnist-cnn.ts): Conv2D 32 → MaxPool → Conv2D 64 → MaxPool → Conv2D 128 → Flatten → Dense 128 → Dense 10; Adam lr 1e-3, sparse categorical cross-entropy; same MNIST samples and same initial weights for every system.`,
     `Machine: ${machine}.`,
     `FLOPs per sample: forward ${fmt(FWD_FLOPS / 1e6, 2)} MFLOP (${fmt(macs / 1e6, 3)} M multiply-adds in the convs and dense layers, ×2); training counted as 3× forward = ${fmt(TRAIN_FLOPS / 1e6, 2)} MFLOP.`,
-    `Protocol: train ${TRAIN_WARMUP} warm-up + ${TRAIN_STEPS} timed steps at batch ${TRAIN_BATCH}; infer batch ${INFER_BATCH}: ${INFER_WARMUP} warm-up + ${INFER_BATCHES} timed batches; infer batch 1: ${INFER1_WARMUP} warm-up + ${INFER1_SAMPLES} timed samples. ms/step is the median; host→device copies and the read-back of results are inside the timed step. Each system runs in its own process; peak RSS is that process's.`,
-    `Numbers are single-threaded (every system runs one wasm thread) and noisy (shared VM; expect ±10% run to run).`,
+    `Protocol: train ${TRAIN_WARMUP} warm-up + ${TRAIN_STEPS} timed steps at batch ${TRAIN_BATCH}; infer batch ${INFER_BATCH}: ${INFER_WARMUP} warm-up + ${INFER_BATCHES} timed batches; infer batch 1: ${INFER1_WARMUP} warm-up + ${INFER1_SAMPLES} timed samples. ms/step is the median; host→device copies and the read-back of results are inside the timed step. Each system runs in its own process; peak RSS is that process's whole run (for a system that trains, its train steps and its inference together).`,
+    `Numbers are single-threaded (every system runs one thread, ort-web-mt aside) and noisy (shared VM; expect ±10% run to run).`,
     ...specLines,
   ];
   console.log(`dlc bench\n${headerLines.map((l) => `  ${l}`).join('\n')}\n`);
@@ -332,18 +375,18 @@ async function parent(): Promise<number> {
     testX: (m.test.x.data as Float32Array).slice(0, TEST_SAMPLES * PIXELS),
     testY: (m.test.y.data as Int32Array).slice(0, TEST_SAMPLES),
   });
-  // The LSTM's reference outputs at the initial weights (dlc, wasm), which each LSTM child checks before timing.
-  if (lstmModel) {
+  // The LSTM's and the CNN's reference outputs at the initial weights (dlc, wasm), which their checked children compare with before timing.
+  for (const r of refModels) {
     try {
       const { tensor } = await import('../compiler/index.ts');
-      const x = tensor((m.test.x.data as Float32Array).slice(0, INFER_BATCH * PIXELS), [INFER_BATCH, 28, 28], 'f32');
-      const p = await lstmModel.predict(x, { backend: 'wasm', batchSize: INFER_BATCH });
-      saveReference(LSTM_REFERENCE.file, { by: 'dlc (wasm)', samples: INFER_BATCH, probs: [...(p.data as Float32Array)] });
-      await lstmModel.dispose();
+      const x = tensor((m.test.x.data as Float32Array).slice(0, INFER_BATCH * PIXELS), [INFER_BATCH, ...r.inputShape], 'f32');
+      const p = await r.model.predict(x, { backend: 'wasm', batchSize: INFER_BATCH });
+      saveReference(r.file, { by: 'dlc (wasm)', samples: INFER_BATCH, probs: [...(p.data as Float32Array)] });
+      await r.model.dispose();
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
-      specError.set('lstm', `no reference outputs: ${msg}`);
-      console.error(`bench: cannot compute the LSTM's reference outputs: ${msg}`);
+      specError.set(r.group, `no reference outputs: ${msg}`);
+      console.error(`bench: cannot compute the ${GROUP_WHAT[r.group]}'s reference outputs: ${msg}`);
     }
   }
 
@@ -351,7 +394,7 @@ async function parent(): Promise<number> {
   for (const def of systems) {
     const ts = performance.now();
     console.error(`→ ${def.id}: ${def.system}`);
-    const noSpec = OWN_TABLE.has(def.id) ? undefined : specError.get(def.group);
+    const noSpec = usesSpec(def) ? specError.get(def.group) : undefined;
     const r: SystemResult =
       noSpec !== undefined
         ? { id: def.id, system: def.system, notes: [], status: 'failed', reason: `${def.group} rows not run: ${noSpec}`, modes: [] }
@@ -363,7 +406,7 @@ async function parent(): Promise<number> {
   const notes: string[] = [];
   for (const r of results) {
     for (const n of r.notes) if (!notes.includes(n)) notes.push(n);
-    if (r.status !== 'ok' || r.compile || r.seqScaling) continue;
+    if (r.status !== 'ok' || r.compile || r.seqScaling || r.firstStep || r.matmul) continue;
     const bits: string[] = [];
     const resnet = groupOf.get(r.id) === 'resnet';
     if (r.lossBefore !== undefined) bits.push(`loss on ${LOSS_SAMPLES} test samples${resnet ? ' (predict: moving statistics)' : ''} at the initial weights ${r.lossBefore.toFixed(6)}${r.lossAfter !== undefined ? `, after ${TRAIN_WARMUP + TRAIN_STEPS} steps ${r.lossAfter.toFixed(4)}` : ''}`);
@@ -378,7 +421,7 @@ async function parent(): Promise<number> {
   // And the same batch: the first train step's loss (batch statistics for BatchNormalization) must agree.
   let layoutMismatch = false;
   let firstLossMismatch = false;
-  let lstmMismatch = false;
+  let refMismatch = false;
   /** Extra text for a row's check cell, by system id and mode. */
   const extraCheck = new Map<string, string>();
   for (const group of MODEL_GROUPS) {
@@ -409,17 +452,20 @@ async function parent(): Promise<number> {
           (bad.length ? ` — **MISMATCH for ${bad.join(', ')}: the train steps do not compute the same loss**` : ''),
       );
     }
-    // The LSTM: each child compared its softmax outputs on a batch at the initial weights with dlc's before timing.
-    if (group === 'lstm') {
-      const checked = results.filter((r) => groupOf.get(r.id) === 'lstm' && r.refMaxAbsDiff !== undefined);
+    // The LSTM's rows and the CNN's ONNX Runtime rows: each child compared its softmax outputs on a
+    // batch at the initial weights with dlc's before timing.
+    if (group === 'lstm' || group === 'cnn') {
+      const limit = group === 'lstm' ? LSTM_REFERENCE.maxAbsDiff : CNN_REFERENCE.maxAbsDiff;
+      const mode = group === 'lstm' ? 'lstm infer b32' : 'infer b32';
+      const checked = results.filter((r) => groupOf.get(r.id) === group && r.refMaxAbsDiff !== undefined);
       for (const r of checked) {
-        const bad = !(r.refMaxAbsDiff! <= LSTM_REFERENCE.maxAbsDiff);
-        if (bad) lstmMismatch = true;
-        extraCheck.set(`${r.id}|lstm infer b32`, `init max |Δp| vs dlc ${r.refMaxAbsDiff!.toExponential(1)}`);
+        const bad = !(r.refMaxAbsDiff! <= limit);
+        if (bad) refMismatch = true;
+        extraCheck.set(`${r.id}|${mode}`, `init max |Δp| vs dlc ${r.refMaxAbsDiff!.toExponential(1)}`);
       }
       if (checked.length) {
         notes.push(
-          `LSTM prediction check (before timing): max |softmax difference| from dlc (wasm, computed in the parent) at the shared initial weights over ${INFER_BATCH} test digits × ${CLASSES} classes: ${checked.map((r) => `${r.id} ${r.refMaxAbsDiff!.toExponential(1)}${r.refMaxAbsDiff! <= LSTM_REFERENCE.maxAbsDiff ? '' : ' **MISMATCH: not timed**'}`).join(', ')} (limit ${LSTM_REFERENCE.maxAbsDiff.toExponential(0)})`,
+          `${group === 'lstm' ? 'LSTM' : 'CNN (ONNX Runtime rows)'} prediction check (before timing): max |softmax difference| from dlc (wasm, computed in the parent) at the shared initial weights over ${INFER_BATCH} test digits × ${CLASSES} classes: ${checked.map((r) => `${r.id} ${r.refMaxAbsDiff!.toExponential(1)}${r.refMaxAbsDiff! <= limit ? '' : ' **MISMATCH: not timed**'}`).join(', ')} (limit ${limit.toExponential(0)})`,
         );
       }
     }
@@ -430,13 +476,17 @@ async function parent(): Promise<number> {
   const seq = results.flatMap((r) => (r.status === 'ok' && r.seqScaling ? r.seqScaling : []));
   const seqTable = seq.length ? seqScalingTable(seq) : null;
   const seqText = seqTable?.text ?? '';
+  const firstStepText = results.flatMap((r) => (r.status === 'ok' && r.firstStep ? [firstStepLines(r.firstStep, r.peakRssMB)] : [])).join('\n');
+  const matmulStats = results.flatMap((r) => (r.status === 'ok' && r.matmul ? r.matmul : []));
+  const matmulText = matmulStats.length ? matmulTable(matmulStats) : '';
+  const extraText = [compileText, seqText, firstStepText, matmulText].filter(Boolean);
   // The ratio column's reference row for each model that ran.
   const refs = MODEL_GROUPS.filter((g) => results.some((r) => groupOf.get(r.id) === g && !OWN_TABLE.has(r.id))).map((g) => DLC_WASM_OF[g]);
   const missingRefs = refs.filter((id) => results.find((r) => r.id === id)?.status !== 'ok');
   for (const id of [...missingRefs].reverse()) notes.unshift(`${id} has no numbers (see its row${results.some((r) => r.id === id) ? '' : '; not run in this invocation'}): the ratio column is n/a for its mode until it runs.`);
 
   const text = textTable(header, rows);
-  console.log(`\n${text}\n${compileText ? `\n${compileText}\n` : ''}${seqText ? `\n${seqText}\n` : ''}\nNotes:\n${notes.map((n) => `  - ${n}`).join('\n')}`);
+  console.log(`\n${text}\n${extraText.map((t) => `\n${t}\n`).join('')}\nNotes:\n${notes.map((n) => `  - ${n}`).join('\n')}`);
   const md = [
     `## Benchmark: MNIST convnet`,
     '',
@@ -444,8 +494,7 @@ async function parent(): Promise<number> {
     '',
     mdTable(header, rows),
     '',
-    ...(compileText ? ['```', compileText, '```', ''] : []),
-    ...(seqText ? ['```', seqText, '```', ''] : []),
+    ...extraText.flatMap((t) => ['```', t, '```', '']),
     ...notes.map((n) => `- ${n}`),
     '',
   ].join('\n');
@@ -459,13 +508,36 @@ async function parent(): Promise<number> {
   const broken = results.filter((r) => r.status === 'ok' && lossCheck(r)?.ok === false);
   if (layoutMismatch) console.error('\nINITIAL OUTPUTS DISAGREE: the systems do not compute the same model from the same weights.');
   if (firstLossMismatch) console.error('\nFIRST TRAIN-STEP LOSSES DISAGREE: the systems do not compute the same train step from the same weights and batch.');
-  if (lstmMismatch) console.error(`\nLSTM PREDICTIONS DISAGREE: some system's softmax outputs at dlc's initial weights differ from dlc's by more than ${LSTM_REFERENCE.maxAbsDiff.toExponential(0)} (see its row and the notes): it is not the same model, so it was not timed.`);
+  if (refMismatch) console.error(`\nPREDICTIONS DISAGREE: some LSTM or ONNX Runtime row's softmax outputs at dlc's initial weights differ from dlc's by more than the limit (see its row and the notes): it is not the same model, so it was not timed.`);
   if (seqTable?.kernelsGrow) console.error('\nLSTM KERNEL COUNT GROWS WITH THE SEQUENCE LENGTH: the recurrence is not compiled as one loop.');
   if (broken.length) {
     console.error(`\nBROKEN TRAIN STEP: loss did not drop for ${broken.map((r) => r.id).join(', ')}; their timings are not meaningful.`);
     return 1;
   }
-  return layoutMismatch || firstLossMismatch || lstmMismatch || seqTable?.kernelsGrow ? 1 : 0;
+  return layoutMismatch || firstLossMismatch || refMismatch || seqTable?.kernelsGrow ? 1 : 0;
+}
+
+/** The reference CNN from a cold start to its first train step done (the dlc-first-step child), as text. */
+function firstStepLines(s: FirstStepStat, peakRssMB: number | undefined): string {
+  const p = s.passMs;
+  const passes = ['frontend', 'autodiff', 'simplify', 'fuse'].map((k) => p[k] ?? 0);
+  const plan = s.compileStepMs - passes.reduce((a, b) => a + b, 0);
+  const toFirst = s.constructMs + s.firstStepMs;
+  return [
+    `Reference CNN, cold start to first train step (dlc wasm, batch ${TRAIN_BATCH}, a fresh process${peakRssMB !== undefined ? `, peak RSS ${fmt(peakRssMB, 0)} MB` : ''}):`,
+    `  import dlc ${fmt(s.importMs, 0)} ms; model construction (examples/mnist-cnn.ts) ${fmt(s.constructMs, 0)} ms; first trainOnBatch ${fmt(s.firstStepMs, 0)} ms; construction → first step done ${fmt(toFirst, 0)} ms (later steps ${fmt(s.nextStepMs, 1)} ms).`,
+    `  The first step's compile, timed apart right after (warm: second time in the process): compileStep ${fmt(s.compileStepMs, 0)} ms (frontend/autodiff/simplify/fuse/plan ${[...passes, plan].map((x) => fmt(x, 0)).join('/')}), ${s.kernels} kernels; emitWasm (binaryen) ${fmt(s.emitWasmMs, 0)} ms, ${fmt(s.wasmBytes / 1024, 0)} KiB; WebAssembly.compile ${fmt(s.v8CompileMs, 0)} ms. The rest of the cold first step is JIT and binaryen warm-up, instantiation and the step.`,
+  ].join('\n');
+}
+
+/** GFLOP/s of dlc's Wasm matmul kernel per shape (the wasm-matmul child), as text. */
+function matmulTable(stats: readonly MatmulStat[]): string {
+  const header = ['dlc Wasm matmul, M×N×K', 'relaxed SIMD', 'B', 'ms/run', 'GFLOP/s', 'max rel err (64 entries vs f64)'];
+  const rows = stats.map((s) => [`${s.M}×${s.N}×${s.K}`, s.relaxedSimd ? 'on' : 'off', s.transB ? 'transposed' : 'row-major', fmt(s.msPerRun, 2), fmt(s.gflops, 2), s.maxRelErr.toExponential(1)]);
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+  const line = (cs: string[]) => cs.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line), 'One hand-built matmul kernel program per shape (bench/matmul-wasm.ts), single-threaded; runs back to back for at least 400 ms after one untimed run; 2·M·N·K FLOPs per run.'].join('\n');
 }
 
 /** dlc's train-step compile times and kernel counts (the dlc-compile child), as text. */

@@ -1,6 +1,6 @@
 /**
  * @file `npm run bench`: bundles bench/run.ts into .tmp/bench/ (npm packages stay external, so
- * jax-js, TF.js and their wasm files load from node_modules as they would for a user; code-split, so
+ * jax-js, TF.js, ONNX Runtime and their wasm files and native addons load from node_modules as they would for a user; code-split, so
  * each system's child process loads only its own module) and runs it, passing on any arguments
  * (`npm run bench -- --only tfjs-wasm`; `npm run bench -- --only lstm-accuracy` runs the LSTM
  * example's accuracy check against TF.js instead, see bench/lstm-accuracy.ts). `npm run bench:matmul-gpu` does the same for

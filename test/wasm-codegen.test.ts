@@ -9,7 +9,8 @@
  * reversed views, batches, vector and scalar epilogues, pooling gradients (scalar and 4 channels)
  * with padding and ties, every ALU op, casts and the RNG. Where SIMD and scalar code compute the
  * same thing (reductions, exp/tanh), results must agree bit for bit. All of it runs with relaxed
- * SIMD on and off. A last block prints matmul GFLOP/s (measured, not asserted).
+ * SIMD on and off. Matmul throughput (GFLOP/s) is measured by the bench, not here:
+ * `npm run bench -- --only matmul` (bench/matmul-wasm.ts).
  */
 import { describe, expect, it } from 'vitest';
 import { emitWasm, emitWat } from '../compiler/codegen/wasm.ts';
@@ -702,34 +703,4 @@ describe('module properties', () => {
     ]);
     expect(() => emitWasm(bad, planOf(bad), { relaxedSimd: false })).toThrow(/E_3_broken/);
   });
-});
-
-describe('wasm matmul throughput (prints GFLOP/s, asserts nothing)', () => {
-  const sizes: [number, number, number][] = [
-    [256, 256, 256],
-    [1024, 1152, 128],
-  ];
-  for (const [M, N, K] of sizes)
-    for (const relaxed of modes)
-      for (const transB of [false, true])
-        it(`${M}x${N}x${K} relaxedSimd=${relaxed} B ${transB ? 'transposed' : 'row-major'}`, async () => {
-          const bufs: TBuf[] = [{ dtype: 'f32', shape: [M, K], data: rnd(M * K, 1) }, { dtype: 'f32', shape: [K, N], data: rnd(K * N, 2) }, { dtype: 'f32', shape: [1, M, N] }];
-          const b: View3 = { input: 1, offset: 0, strides: transB ? [0, 1, K] : [0, N, 1] };
-          const p = program(bufs, [{ kind: 'matmul', inputs: [0, 1], output: 2, shape: [1, M, N], dtype: 'f32', k: K, a: { input: 0, offset: 0, strides: [0, K, 1] }, b, epilogue: ACC }]);
-          const plan = planOf(p);
-          const w = await instantiateProgram(emitWasm(p, plan, { relaxedSimd: relaxed }));
-          w.f32(plan.offsets[0], M * K).set(bufs[0].data!);
-          w.f32(plan.offsets[1], K * N).set(bufs[1].data!);
-          w.run();
-          let runs = 0;
-          const t0 = performance.now();
-          let t = t0;
-          while (t - t0 < 400 || runs < 3) {
-            w.run();
-            runs++;
-            t = performance.now();
-          }
-          const gflops = (2 * M * N * K * runs) / ((t - t0) * 1e6);
-          console.log(`matmul ${M}x${N}x${K} relaxed=${relaxed} B=${transB ? 'T' : 'N'}: ${gflops.toFixed(2)} GFLOP/s (${((t - t0) / runs).toFixed(2)} ms/run)`);
-        });
 });
