@@ -15,10 +15,10 @@
 import { existsSync } from 'node:fs';
 import type { BackendName, LayersModel } from '../compiler/index.ts';
 import { emitWasm } from '../compiler/codegen/wasm.ts';
-import { availableBackends, compileStep, Dense, detectRelaxedSimd, LSTM, Sequential, tensor } from '../compiler/index.ts';
+import { availableBackends, compileStep, Dense, detectRelaxedSimd, LSTM, Sequential, setWasmThreads, tensor } from '../compiler/index.ts';
 import type { BenchData, Runner, SeqScalingStat, SystemDef } from './common.ts';
 import { median, TRAIN_BATCH } from './common.ts';
-import { modelRunner } from './dlc.ts';
+import { modelRunner, MT_THREADS } from './dlc.ts';
 import { loadModelSpec, LSTM_REFERENCE, LSTM_SPEC_FILE } from './model-spec.ts';
 
 /** The LSTM's rows read each 28x28 digit as [time 28, features 28]. */
@@ -42,6 +42,17 @@ export const dlcWasmLstm: SystemDef = {
   async setup(_d: BenchData, log) {
     const have = availableBackends();
     if (!have.includes('wasm')) return { notBuilt: `NOT BUILT YET: availableBackends() = [${have.join(', ')}] has no 'wasm'` };
+    setWasmThreads(1);
+    return lstmRunner('wasm', log);
+  },
+};
+
+export const dlcWasmLstmMt: SystemDef = {
+  id: 'dlc-wasm-lstm-mt',
+  measure: { modes: ['lstm train b32', 'lstm infer b32'] },
+  reference: LSTM_REFERENCE,
+  async setup(_d: BenchData, log) {
+    setWasmThreads(MT_THREADS);
     return lstmRunner('wasm', log);
   },
 };

@@ -4,12 +4,15 @@
  * API: `model.trainOnBatch` and `model.predict` with `{backend, batchSize}`.
  *
  * `dlc-wasm` runs only when `availableBackends()` lists 'wasm'; otherwise its row says "not built yet".
+ * It runs on one thread (whatever DLC_THREADS says); `dlc-wasm-mt` is the same on one thread per core
+ * (`os.availableParallelism()`), so its ratio column is one thread's time over all of them.
  * `dlc-interp` (the f64 reference interpreter) is measured at inference batch 1 only, for scale.
  */
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import { model } from '../examples/mnist-cnn.ts';
 import type { BackendName, LayersModel } from '../compiler/index.ts';
-import { availableBackends, tensor } from '../compiler/index.ts';
+import { availableBackends, setWasmThreads, tensor } from '../compiler/index.ts';
 import type { BenchData, Runner, SystemDef } from './common.ts';
 import { CLASSES, initialWeights, TRAIN_BATCH } from './common.ts';
 
@@ -49,6 +52,19 @@ export const dlcWasm: SystemDef = {
       const hint = existsSync('compiler/backends/wasm.ts') ? " (compiler/backends/wasm.ts exists, but importing 'dlc' does not register it)" : '';
       return { notBuilt: `NOT BUILT YET: availableBackends() = [${have.join(', ')}] has no 'wasm'${hint}` };
     }
+    setWasmThreads(1);
+    return dlcRunner('wasm');
+  },
+};
+
+/** Threads of the `-mt` rows: one per core. */
+export const MT_THREADS = os.availableParallelism();
+
+export const dlcWasmMt: SystemDef = {
+  id: 'dlc-wasm-mt',
+  notes: [`dlc-wasm-mt: the same Wasm steps split across ${MT_THREADS} threads (worker_threads over one shared memory); results are bit-identical to one thread`],
+  async setup(_d: BenchData) {
+    setWasmThreads(MT_THREADS);
     return dlcRunner('wasm');
   },
 };

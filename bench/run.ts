@@ -113,6 +113,7 @@ interface Entry {
 }
 const SYSTEMS: readonly Entry[] = [
   { id: 'dlc-wasm', system: 'dlc (wasm)', group: 'cnn', load: async () => (await import('./dlc.ts')).dlcWasm },
+  { id: 'dlc-wasm-mt', system: `dlc (wasm, ${os.availableParallelism()} threads)`, group: 'cnn', load: async () => (await import('./dlc.ts')).dlcWasmMt },
   { id: 'dlc-webgpu', system: 'dlc (webgpu; CPU driver here, not a GPU)', group: 'cnn', load: async () => (await import('./dlc.ts')).dlcWebgpu },
   { id: 'dlc-interp', system: 'dlc (interp, f64 reference)', group: 'cnn', load: async () => (await import('./dlc.ts')).dlcInterp },
   { id: 'jax-conv', system: 'jax-js 0.1.25 wasm, lax.conv (idiomatic)', group: 'cnn', load: async () => (await import('./peers/jax.ts')).jaxConv },
@@ -126,6 +127,7 @@ const SYSTEMS: readonly Entry[] = [
   { id: 'dlc-webgpu-resnet', system: 'dlc (webgpu; CPU driver here, not a GPU)', group: 'resnet', byDefault: false, timeoutS: 600, load: async () => (await import('./dlc-resnet.ts')).dlcWebgpuResnet },
   { id: 'tfjs-wasm-resnet', system: 'TF.js 4.22 layers, wasm + our Conv2DBackpropFilter', group: 'resnet', load: async () => (await import('./peers/tfjs.ts')).tfjsWasmResnet },
   { id: 'dlc-wasm-lstm', system: 'dlc (wasm)', group: 'lstm', load: async () => (await import('./dlc-lstm.ts')).dlcWasmLstm },
+  { id: 'dlc-wasm-lstm-mt', system: `dlc (wasm, ${os.availableParallelism()} threads)`, group: 'lstm', load: async () => (await import('./dlc-lstm.ts')).dlcWasmLstmMt },
   { id: 'dlc-webgpu-lstm', system: 'dlc (webgpu; CPU driver here, not a GPU)', group: 'lstm', byDefault: false, timeoutS: 600, load: async () => (await import('./dlc-lstm.ts')).dlcWebgpuLstm },
   { id: 'jax-lstm', system: 'jax-js 0.1.25 wasm, 28 steps unrolled by hand', group: 'lstm', load: async () => (await import('./peers/jax.ts')).jaxLstm },
   { id: 'tfjs-wasm-lstm', system: 'TF.js 4.22 layers (tf.layers.lstm), wasm', group: 'lstm', load: async () => (await import('./peers/tfjs.ts')).tfjsWasmLstm },
