@@ -488,6 +488,8 @@ export function checkManifest(m: unknown): Manifest {
     }
     entries[name] = { ...e, inputs };
   }
+  // (Found by test/artifact-fuzz.test.ts: a manifest with neither entry used to load and fail later on a TypeError.)
+  if (!entries.predict && !entries.train_step) bad("entries: no 'predict' or 'train_step' entry; the artifact has nothing to run");
   if (entries.predict && entries.train_step) {
     const trained = new Set(entries.train_step.inputs.filter((i) => i.role === 'state').map((i) => i.name));
     entries.predict.inputs.forEach((i, k) => {
