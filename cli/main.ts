@@ -18,6 +18,7 @@ import {
   checkArtifactTarget,
   compileStep,
   chromeTrace,
+  DEFAULT_ARTIFACT_THREADS,
   detectRelaxedSimd,
   DlcError,
   formatDispatch,
@@ -206,7 +207,8 @@ const DEBUG_LEVELS = [
 ];
 const DEBUG_FLAG: FlagSpec = { name: 'debug', metavar: 'N', min: 0, help: 'diagnostics on stderr, levels 1-5 (default: $DLC_DEBUG or 0)' };
 const TRACE_FLAG: FlagSpec = { name: 'trace', metavar: 'FILE', help: 'write every kernel dispatch with its time to FILE (Chrome trace JSON, for Perfetto)' };
-const THREADS_FLAG: FlagSpec = { name: 'threads', metavar: 'N', min: 1, help: 'threads each Wasm step runs on (model files; default: $DLC_THREADS or 1)' };
+const THREADS_FLAG: FlagSpec = { name: 'threads', metavar: 'N', min: 1, help: 'threads each Wasm step runs on (model files: default $DLC_THREADS or 1; artifacts: default one per core, at most what they were compiled for)' };
+const threadsOf = (p: Parsed): number | undefined => (p.flags.has('threads') ? intFlag(p, 'threads', 1) : undefined);
 const DEBUG_NOTES = ['Debug levels (--debug N or DLC_DEBUG=N):', ...DEBUG_LEVELS.map((l) => `  ${l}`)];
 
 /**
@@ -215,11 +217,8 @@ const DEBUG_NOTES = ['Debug levels (--debug N or DLC_DEBUG=N):', ...DEBUG_LEVELS
  */
 async function pickBackend(p: Parsed, file: string): Promise<BackendName | undefined> {
   const backend = strFlag(p, 'backend') as BackendName | undefined;
-  if (p.flags.has('threads')) {
-    const n = intFlag(p, 'threads', 1);
-    if (n > 1 && isArtifactPath(file)) throw new CliError('--threads: a compiled artifact runs its steps on one thread (threaded artifacts are not built yet); drop the flag or give the model file', 2);
-    setWasmThreads(n);
-  }
+  // A model file's Wasm sessions take the count here; an artifact's load() gets it in openSource.
+  if (p.flags.has('threads') && !isArtifactPath(file)) setWasmThreads(intFlag(p, 'threads', 1));
   if (backend === 'webgpu') {
     const adapter = await webgpuAdapterInfo();
     if (!adapter) {
@@ -357,7 +356,7 @@ async function compileCommand(model: Model, p: Parsed): Promise<void> {
   checkArtifactTarget(path.resolve(out));
   const targets = (strFlag(p, 'target') ?? 'wasm,webgpu').split(',') as ('wasm' | 'webgpu')[];
   const entries = strFlag(p, 'entry')?.split(',') as ('predict' | 'train')[] | undefined;
-  const art = buildArtifact(model, { targets, entries, batchSize: intFlag(p, 'batch-size', 32), weights, runtime: runtimeBundle() });
+  const art = buildArtifact(model, { targets, entries, batchSize: intFlag(p, 'batch-size', 32), weights, runtime: runtimeBundle(), threads: intFlag(p, 'threads', DEFAULT_ARTIFACT_THREADS) });
   for (const e of art.entries) {
     const cg = Object.entries(e.codegenMs).map(([t, ms]) => `; ${t} codegen ${ms.toFixed(1)} ms`).join('');
     await debugReport(level, e.name, e.compiled, cg, async () => [
@@ -441,7 +440,7 @@ const COMMANDS: readonly Command[] = [
       const save = strFlag(p, 'save');
       const png = strFlag(p, 'png');
       if (png) checkWritable('png', png);
-      const src = await openSource(file, backend, strFlag(p, 'weights'));
+      const src = await openSource(file, backend, strFlag(p, 'weights'), threadsOf(p));
       if (png && src.target !== 'input') throw new CliError(`--png: ${file} trains against labels; the picture is for models whose target is their input (export const target = 'input')`, 2);
       if (png && nTestOf(p) === 0) throw new CliError('--png needs test digits; --test-samples is 0', 2);
       if (level > 0 && level < 5 && src.model) {
@@ -511,7 +510,7 @@ const COMMANDS: readonly Command[] = [
     ],
     async run(file, p) {
       debugLevel(p);
-      const src = await openSource(file, await pickBackend(p, file), strFlag(p, 'weights'));
+      const src = await openSource(file, await pickBackend(p, file), strFlag(p, 'weights'), threadsOf(p));
       const n = intFlag(p, 'test-samples', 2000);
       const data = samplesFor(src, 0, n);
       const r = await src.evaluate(data.test.x, data.test.y);
@@ -536,7 +535,7 @@ const COMMANDS: readonly Command[] = [
     notes: () => ['Prints one line per sample (the first 20): index, class, its output value, and the label for MNIST digits.', ...DEBUG_NOTES],
     async run(file, p) {
       debugLevel(p);
-      const src = await openSource(file, await pickBackend(p, file), strFlag(p, 'weights'));
+      const src = await openSource(file, await pickBackend(p, file), strFlag(p, 'weights'), threadsOf(p));
       const inPer = numel(src.inputShape);
       const outPer = numel(src.outputShape);
       const inputFile = strFlag(p, 'input');
@@ -580,6 +579,7 @@ const COMMANDS: readonly Command[] = [
       { name: 'output', short: 'o', metavar: 'OUT', help: 'the artifact folder to write (replaced if it holds a previous artifact)' },
       { name: 'target', metavar: 'LIST', list: true, choices: TARGETS, help: 'backends to generate code for: wasm, webgpu or both (default: wasm,webgpu)' },
       { name: 'batch-size', metavar: 'N', min: 1, help: 'the batch size every entry point is compiled for (default: 32)' },
+      { name: 'threads', metavar: 'N', min: 1, help: `also build each Wasm entry for up to N threads (<entry>.mt.wasm; default ${DEFAULT_ARTIFACT_THREADS}; 1 builds none)` },
       { name: 'entry', metavar: 'LIST', list: true, choices: ENTRIES, help: 'entry points: predict, train or both (default: both; predict only if the model is not compiled)' },
       { name: 'weights', metavar: 'FILE', help: 'start from these weights (a .safetensors file, e.g. from saveWeights()) instead of the initial ones' },
       { name: 'dump-after', metavar: 'PASS', choices: [...PASS_NAMES, 'all', 'changed'], help: 'dump the IR after PASS, after every pass (all) or after those that changed it' },

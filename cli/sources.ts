@@ -194,10 +194,10 @@ export async function modelSource(file: string, backend: BackendName | undefined
 
 // ---- artifacts ----
 
-export async function artifactSource(dir: string, backend: BackendName | undefined, weights: string | undefined): Promise<Source> {
+export async function artifactSource(dir: string, backend: BackendName | undefined, weights: string | undefined, threads?: number): Promise<Source> {
   const base = path.basename(dir) === 'manifest.json' ? path.dirname(dir) : dir;
   if (backend === 'interp') throw new CliError("an artifact runs on 'wasm' or 'webgpu'; 'interp' needs the model file", 2);
-  const m: ArtifactModel = await loadArtifact(base, { backend: backend ?? 'wasm', ...(weights ? { weights: readFlagFile('weights', weights), weightsName: weights } : {}) });
+  const m: ArtifactModel = await loadArtifact(base, { backend: backend ?? 'wasm', ...(threads ? { threads } : {}), ...(weights ? { weights: readFlagFile('weights', weights), weightsName: weights } : {}) });
   const man = m.manifest;
   const { inputs, outputs } = man.model;
   if (inputs.length !== 1 || outputs.length !== 1) {
@@ -267,6 +267,6 @@ export async function artifactSource(dir: string, backend: BackendName | undefin
 }
 
 /** The source named on the command line: an artifact folder (or its manifest.json), else a model file. */
-export function openSource(file: string, backend: BackendName | undefined, weights: string | undefined): Promise<Source> {
-  return isArtifactPath(file) ? artifactSource(file, backend, weights) : modelSource(file, backend, weights);
+export function openSource(file: string, backend: BackendName | undefined, weights: string | undefined, threads?: number): Promise<Source> {
+  return isArtifactPath(file) ? artifactSource(file, backend, weights, threads) : modelSource(file, backend, weights);
 }

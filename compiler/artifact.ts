@@ -54,7 +54,16 @@ export interface ArtifactOptions {
   readonly weights?: { readonly bytes: Uint8Array; readonly file: string };
   /** The runtime bundle's text (dist/dlc-runtime.js), copied into the artifact. */
   readonly runtime: string | Uint8Array;
+  /**
+   * Also emit each Wasm entry built for up to this many threads (`<entry>.mt.wasm`; default
+   * DEFAULT_ARTIFACT_THREADS; 1 emits none). The loader uses it where threads are possible (Node, a
+   * cross-origin-isolated page) and the single-threaded module elsewhere.
+   */
+  readonly threads?: number;
 }
+
+/** Threads the threaded Wasm modules of an artifact are built for, unless told otherwise. */
+export const DEFAULT_ARTIFACT_THREADS = 4;
 
 /** What was compiled for one entry: the pipeline's records (for dumps) and the generated code. */
 export interface ArtifactEntry {
@@ -106,6 +115,8 @@ function initialWeights(model: Model, weights: ArtifactOptions['weights']): Map<
 /** Compile `model` into the artifact's files (nothing is written). */
 export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
   const batch = opts.batchSize ?? 32;
+  const threads = opts.threads ?? DEFAULT_ARTIFACT_THREADS;
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64) fail(`compile: threads must be an integer from 1 to 64, got ${String(opts.threads)}`);
   const targets = (['wasm', 'webgpu'] as const).filter((t) => (opts.targets ?? ['wasm', 'webgpu']).includes(t));
   if (targets.length === 0) fail('compile: no target; use wasm, webgpu or both');
   const kinds = (['predict', 'train'] as const).filter((k) => (opts.entries ?? (model.compiled ? ['predict', 'train'] : ['predict'])).includes(k));
@@ -157,7 +168,14 @@ export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
       codegenMs.wasm = performance.now() - t;
       const file = `${name}.wasm`;
       files.set(file, bytes);
-      entry = { ...entry, wasm: { file, sha256: createHash('sha256').update(bytes).digest('hex'), memoryBytes: wasmMemoryBytes(p, plan) } };
+      const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+      entry = { ...entry, wasm: { file, sha256: sha(bytes), memoryBytes: wasmMemoryBytes(p, plan) } };
+      if (threads > 1) {
+        const mt = emitWasm(p, plan, { relaxedSimd: false, threads });
+        const mtFile = `${name}.mt.wasm`;
+        files.set(mtFile, mt);
+        entry = { ...entry, wasm: { ...entry.wasm!, threads: { file: mtFile, sha256: sha(mt), memoryBytes: wasmMemoryBytes(p, plan, threads), count: threads } } };
+      }
     }
     if (targets.includes('webgpu')) {
       const t = performance.now();
@@ -285,11 +303,21 @@ const LOAD_OPTIONS_DTS = [
   `  readonly weights?: Uint8Array;`,
   `  /** WebGPU only: a GPUDevice to use instead of requesting one. */`,
   `  readonly device?: unknown;`,
+  `  /**`,
+  `   * Wasm only: threads per step (default: the machine's cores, at most what the artifact was compiled`,
+  `   * for). A page needs cross-origin isolation (COOP/COEP headers) for threads; without it the model`,
+  `   * runs on one thread and says so (model.threadsNote).`,
+  `   */`,
+  `  readonly threads?: number;`,
   `}`,
   '',
 ];
 
 const MODEL_TAIL_DTS = [
+  `  /** Threads each step runs on (1 on WebGPU, or where threads are not possible). */`,
+  `  readonly threads: number;`,
+  `  /** Why the model runs on fewer threads than asked for, or null. */`,
+  `  readonly threadsNote: string | null;`,
   `  /** The current weights by name. */`,
   `  getWeights(): Promise<Record<WeightName, Float32Array>>;`,
   `  /** The current weights as safetensors bytes (for load({ weights }) or dlc compile --weights). */`,

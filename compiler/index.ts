@@ -67,7 +67,7 @@ export { printFunc } from '../ir/print.ts';
 export { compileStep, PASS_NAMES } from './pipeline.ts';
 export type { PassName, Compiled as CompiledStep } from './pipeline.ts';
 export { printProgram } from './kernel/print.ts';
-export { buildArtifact, checkArtifactTarget, stepWat, stepWgsl, writeArtifact } from './artifact.ts';
+export { buildArtifact, checkArtifactTarget, DEFAULT_ARTIFACT_THREADS, stepWat, stepWgsl, writeArtifact } from './artifact.ts';
 export type { Artifact, ArtifactEntry, ArtifactOptions } from './artifact.ts';
 export type { PassRecord } from './pipeline.ts';
 // The artifact runtime, for programs (and the CLI) that load what `dlc compile` wrote.

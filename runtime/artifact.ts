@@ -105,7 +105,16 @@ export interface EntryManifest {
    * them inside `run()`; WebGPU and traced Wasm runs repeat the kernels and make the copies.
    */
   readonly loops?: readonly ScheduleLoop<ByteCopy>[];
-  readonly wasm?: { readonly file: string; readonly sha256: string; readonly memoryBytes: number };
+  readonly wasm?: {
+    readonly file: string;
+    readonly sha256: string;
+    readonly memoryBytes: number;
+    /**
+     * The same entry built for up to `count` threads (it imports a shared memory of `memoryBytes`).
+     * Optional and ignored by loaders from before it, which run `file`.
+     */
+    readonly threads?: { readonly file: string; readonly sha256: string; readonly memoryBytes: number; readonly count: number };
+  };
   readonly webgpu?: { readonly dir: string; readonly kernels: readonly { readonly name: string; readonly file: string; readonly workgroups: readonly [number, number, number] }[] };
 }
 
@@ -180,6 +189,13 @@ export interface LoadOptions {
   readonly weights?: Uint8Array;
   /** What to call `weights` in error messages (e.g. its file name). */
   readonly weightsName?: string;
+  /**
+   * Wasm only: threads per step (default: `navigator.hardwareConcurrency` or Node's
+   * `os.availableParallelism()`, at most the count the artifact's threaded modules were built for).
+   * Threads need SharedArrayBuffer: in a page, cross-origin isolation (COOP/COEP headers). Where
+   * they are not possible the model runs on one thread and `threadsNote` says why.
+   */
+  readonly threads?: number;
   /** WebGPU only: a device to use instead of the one requested from the host's adapter. */
   readonly device?: GPUDevice;
   /**
@@ -201,6 +217,10 @@ export type ArtifactLabels = Int32Array | Float32Array | readonly (Int32Array | 
 export interface ArtifactModel {
   readonly manifest: Manifest;
   readonly backend: ArtifactBackend;
+  /** Threads each step runs on (1 on WebGPU, or where threads are not possible). */
+  readonly threads: number;
+  /** Why the model runs on fewer threads than asked for (e.g. a page without cross-origin isolation), or null. */
+  readonly threadsNote: string | null;
   /**
    * The one output for N samples (any N >= 1; run in batches of `manifest.batchSize`, the last one
    * padded). A model of several outputs refuses it: use predictMany.
@@ -425,6 +445,14 @@ export function checkManifest(m: unknown): Manifest {
       c.file(w.file, `${ep}.wasm.file`);
       if (!/^[0-9a-f]{64}$/.test(c.str(w.sha256, `${ep}.wasm.sha256`))) c.fail(`${ep}.wasm.sha256`, w.sha256, '64 hex digits');
       c.int(w.memoryBytes, `${ep}.wasm.memoryBytes`, 0, MAX_ARENA_BYTES);
+      if (w.threads !== undefined) {
+        const t = c.obj(w.threads, `${ep}.wasm.threads`);
+        c.file(t.file, `${ep}.wasm.threads.file`);
+        if (!/^[0-9a-f]{64}$/.test(c.str(t.sha256, `${ep}.wasm.threads.sha256`))) c.fail(`${ep}.wasm.threads.sha256`, t.sha256, '64 hex digits');
+        const mb = c.int(t.memoryBytes, `${ep}.wasm.threads.memoryBytes`, 65536, MAX_ARENA_BYTES);
+        if (mb % 65536 !== 0) c.fail(`${ep}.wasm.threads.memoryBytes`, t.memoryBytes, 'a whole number of 64 KiB pages');
+        c.int(t.count, `${ep}.wasm.threads.count`, 2, 64);
+      }
     }
     if (e.webgpu !== undefined) {
       const g = c.obj(e.webgpu, `${ep}.webgpu`);
@@ -534,16 +562,36 @@ interface Exec {
   destroy(): void;
 }
 
-async function wasmExec(bytes: Uint8Array, label: string, kernels: readonly string[], loops: readonly ScheduleLoop<ByteCopy>[] = []): Promise<Exec> {
-  const p = await instantiateProgram(bytes, { label, kernels, loops });
+/**
+ * A Wasm program as an Exec. With threads (`threads`: the count and the shared memory's bytes) a
+ * worker can fail mid-step after some state was updated in place, so the state byte ranges `state`
+ * are copied aside before each run and put back if it throws (the program then refuses to run again).
+ */
+async function wasmExec(
+  bytes: Uint8Array,
+  label: string,
+  kernels: readonly string[],
+  loops: readonly ScheduleLoop<ByteCopy>[] = [],
+  threads?: { readonly count: number; readonly memoryBytes: number },
+  state: readonly { readonly offset: number; readonly bytes: number }[] = [],
+): Promise<Exec> {
+  const p = await instantiateProgram(bytes, { label, kernels, loops, threads });
   const view = (r: Range) => (r.dtype === 'i32' ? p.i32(r.offset, r.count) : p.f32(r.offset, r.count));
+  const shadow = threads ? state.map((r) => new Uint8Array(r.bytes)) : [];
   const exec: Exec & { p: typeof p } = {
     p,
     write: (offset, data) => (data instanceof Int32Array ? p.i32(offset, data.length) : p.f32(offset, data.length)).set(data),
     run(copies) {
-      p.run();
-      const mem = new Uint8Array(p.memory.buffer);
-      for (const c of copies) mem.copyWithin(c.dst, c.src, c.src + c.bytes);
+      const mem = () => new Uint8Array(p.memory.buffer);
+      state.forEach((r, i) => shadow[i]?.set(mem().subarray(r.offset, r.offset + r.bytes)));
+      try {
+        p.run();
+      } catch (e) {
+        state.forEach((r, i) => shadow[i] && mem().set(shadow[i], r.offset));
+        throw new ArtifactError(`${label}: the step failed and was undone (the model's state is as before it); load() the artifact again to continue: ${(e as Error).message}`);
+      }
+      const m = mem();
+      for (const c of copies) m.copyWithin(c.dst, c.src, c.src + c.bytes);
     },
     read: async (ranges) => ranges.map((r) => view(r).slice()),
     async copyTo(to, copies) {
@@ -551,7 +599,7 @@ async function wasmExec(bytes: Uint8Array, label: string, kernels: readonly stri
       const dst = new Uint8Array((to as typeof exec).p.memory.buffer);
       for (const c of copies) dst.set(src.subarray(c.src, c.src + c.bytes), c.dst);
     },
-    destroy() {},
+    destroy: () => p.dispose(),
   };
   return exec;
 }
@@ -628,6 +676,10 @@ export async function loadArtifact(base: string | URL, opts: LoadOptions = {}): 
   }
 
   const names = (['predict', 'train_step'] as const).filter((n) => manifest.entries[n]);
+  if (opts.threads !== undefined && !(Number.isInteger(opts.threads) && opts.threads >= 1 && opts.threads <= 64)) throw new ArtifactError(`load: threads must be an integer from 1 to 64, got ${String(opts.threads)}`);
+  let threadCount = 1;
+  let threadsNote: string | null = null;
+  const wantThreads = backend === 'wasm' ? (opts.threads ?? (await coresHere())) : 1;
   const device = backend === 'webgpu' ? (opts.device ?? (await gpuDevice())) : null;
   const execs = new Map<EntryName, Exec>();
   try {
@@ -635,18 +687,23 @@ export async function loadArtifact(base: string | URL, opts: LoadOptions = {}): 
       const e = manifest.entries[name]!;
       if (backend === 'wasm') {
         if (!e.wasm) throw new ArtifactError(`manifest.json: entry '${name}' has no wasm module`);
-        const bytes = await read(e.wasm.file);
+        const plan = threadPlan(e.wasm.threads, wantThreads);
+        threadCount = plan.count;
+        threadsNote = plan.note;
+        const mod = plan.count > 1 ? e.wasm.threads! : e.wasm;
+        const bytes = await read(mod.file);
         const sum = await sha256(bytes);
-        if (sum !== e.wasm.sha256) throw new ArtifactError(`${e.wasm.file}: sha256 ${sum} does not match manifest.json (${e.wasm.sha256}); the file is damaged or from another compile`);
+        if (sum !== mod.sha256) throw new ArtifactError(`${mod.file}: sha256 ${sum} does not match manifest.json (${mod.sha256}); the file is damaged or from another compile`);
         let exec: Exec;
+        const stateRanges = e.inputs.filter((i) => i.role === 'state').map((i) => ({ offset: i.offset, bytes: numel(i.shape) * 4 }));
         try {
-          exec = await wasmExec(bytes, `${manifest.model.name}.${name}`, e.schedule.map((k) => k.name), e.loops ?? []);
+          exec = await wasmExec(bytes, `${manifest.model.name}.${name}`, e.schedule.map((k) => k.name), e.loops ?? [], plan.count > 1 ? { count: plan.count, memoryBytes: e.wasm.threads!.memoryBytes } : undefined, stateRanges);
         } catch (err) {
-          throw new ArtifactError(`${e.wasm.file}: cannot instantiate: ${(err as Error).message}`);
+          throw new ArtifactError(`${mod.file}: cannot instantiate: ${(err as Error).message}`);
         }
         execs.set(name, exec);
         const mem = (exec as Exec & { p: { memory: WebAssembly.Memory } }).p.memory.buffer.byteLength;
-        if (mem < e.arenaBytes) throw new ArtifactError(`manifest.json: entries.${name}.arenaBytes: ${e.arenaBytes}, but ${e.wasm.file}'s memory has only ${mem} bytes`);
+        if (mem < e.arenaBytes) throw new ArtifactError(`manifest.json: entries.${name}.arenaBytes: ${e.arenaBytes}, but ${mod.file}'s memory has only ${mem} bytes`);
       } else {
         if (!e.webgpu) throw new ArtifactError(`manifest.json: entry '${name}' has no webgpu kernels`);
         const dir = e.webgpu.dir.endsWith('/') ? e.webgpu.dir : `${e.webgpu.dir}/`;
@@ -666,10 +723,43 @@ export async function loadArtifact(base: string | URL, opts: LoadOptions = {}): 
     for (const x of execs.values()) x.destroy();
     throw err;
   }
-  return makeModel(manifest, backend, execs, host);
+  if (backend === 'webgpu' && opts.threads !== undefined && opts.threads > 1) threadsNote = 'threads apply to the wasm backend only';
+  if (threadsNote) console.info(`dlc: ${manifest.model.name}: ${threadsNote}`);
+  return makeModel(manifest, backend, execs, host, threadCount, threadsNote);
 }
 
-function makeModel(manifest: Manifest, backend: ArtifactBackend, execs: ReadonlyMap<EntryName, Exec>, host: ReadonlyMap<string, Float32Array | Int32Array>): ArtifactModel {
+/** Cores here: `navigator.hardwareConcurrency`, or Node's `os.availableParallelism()`, else 1. */
+async function coresHere(): Promise<number> {
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  if (nav?.hardwareConcurrency) return nav.hardwareConcurrency;
+  if (isNode()) return (await nodeImport<{ availableParallelism(): number }>('os')).availableParallelism();
+  return 1;
+}
+
+/**
+ * How many threads an entry runs on, and why fewer than asked if so: the asked count (default the
+ * cores here), at most what its threaded module was built for, and 1 without one or without
+ * SharedArrayBuffer (a page that is not cross-origin isolated).
+ */
+function threadPlan(mt: { readonly count: number } | undefined, want: number): { count: number; note: string | null } {
+  if (want <= 1) return { count: 1, note: null };
+  if (!mt) return { count: 1, note: `this artifact has no threaded Wasm modules (compiled with --threads 1 or by an older dlc); running on one thread` };
+  const g = globalThis as { crossOriginIsolated?: boolean; SharedArrayBuffer?: unknown };
+  if (g.crossOriginIsolated === false || typeof g.SharedArrayBuffer !== 'function') {
+    return { count: 1, note: 'threads need SharedArrayBuffer, which a page has only when cross-origin isolated (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp); running on one thread' };
+  }
+  const count = Math.min(want, mt.count);
+  return { count, note: count < want ? `the artifact's threaded modules were built for at most ${mt.count} threads (dlc compile --threads N); running on ${count}` : null };
+}
+
+function makeModel(
+  manifest: Manifest,
+  backend: ArtifactBackend,
+  execs: ReadonlyMap<EntryName, Exec>,
+  host: ReadonlyMap<string, Float32Array | Int32Array>,
+  threads: number,
+  threadsNote: string | null,
+): ArtifactModel {
   const dt = (s: TensorSpec): 'f32' | 'i32' => (s.dtype === 'f32' ? 'f32' : 'i32');
   const stateOf = (name: EntryName) => manifest.entries[name]!.inputs.filter((i) => i.role === 'state');
   // Every program gets the initial state; from then on `fresh` says which hold the newest.
@@ -795,6 +885,8 @@ function makeModel(manifest: Manifest, backend: ArtifactBackend, execs: Readonly
   return {
     manifest,
     backend,
+    threads,
+    threadsNote,
     predict: (x) =>
       serial(async () => {
         entry('predict');

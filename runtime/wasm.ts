@@ -171,9 +171,8 @@ const start = async (d, post) => {
     }
   }
 };
-if (typeof require === 'function') {
-  const { parentPort, workerData } = require('node:worker_threads');
-  start(workerData, (m) => parentPort.postMessage(m));
+if (typeof process === 'object' && process.versions && process.versions.node) {
+  import('node:worker_threads').then(({ parentPort, workerData }) => start(workerData, (m) => parentPort.postMessage(m)));
 } else {
   self.onmessage = (e) => start(e.data, (m) => self.postMessage(m));
 }

@@ -24,11 +24,12 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bin, node, root } from './run-node.ts';
 import { needWebGpu } from './helpers/requirements.ts';
-import { Activation, BatchNormalization, buildArtifact, Dense, GRU, Input, loadMnist, LSTM, Model, Sequential, SimpleRNN, tensor, writeArtifact } from '../compiler/index.ts';
+import { Activation, BatchNormalization, buildArtifact, DEFAULT_ARTIFACT_THREADS, Dense, GRU, Input, loadMnist, LSTM, Model, Sequential, SimpleRNN, tensor, writeArtifact } from '../compiler/index.ts';
 import type { LayersModel, SequentialModel } from '../compiler/index.ts';
 import type { Manifest } from '../runtime/artifact.ts';
 import { ArtifactError, checkManifest, loadArtifact } from '../runtime/index.ts';
 import { readSafetensors, writeSafetensors } from '../runtime/safetensors.ts';
+import { failNextWorkerStepForTest } from '../runtime/wasm.ts';
 
 const example = 'examples/mnist-cnn.ts';
 
@@ -256,6 +257,34 @@ describe('dlc compile', () => {
     }
   });
 
+  it('carries modules built for threads; 2 threads give the 1-thread results to the bit, and a failed worker undoes its step', async () => {
+    const man = JSON.parse(readFileSync(path.join(outA, 'manifest.json'), 'utf8')) as Manifest;
+    for (const e of [man.entries.predict!, man.entries.train_step!]) {
+      expect(e.wasm!.threads).toMatchObject({ count: DEFAULT_ARTIFACT_THREADS });
+      expect(existsSync(path.join(outA, e.wasm!.threads!.file))).toBe(true);
+    }
+    const one = await loadArtifact(outA, { backend: 'wasm', threads: 1 });
+    const two = await loadArtifact(outA, { backend: 'wasm', threads: 2 });
+    try {
+      expect([one.threads, one.threadsNote, two.threads, two.threadsNote]).toEqual([1, null, 2, null]);
+      expect(Array.from(await two.predict(x8))).toEqual(Array.from(await one.predict(x8)));
+      for (let s = 0; s < 2; s++) expect(await two.trainStep(x8, y8)).toEqual(await one.trainStep(x8, y8));
+      expect(await two.getWeights()).toEqual(await one.getWeights());
+      const before = await two.getWeights();
+      failNextWorkerStepForTest(1);
+      await expectRefused(two.trainStep(x8, y8), /the step failed and was undone \(the model's state is as before it\); load\(\) the artifact again/);
+      expect(await two.getWeights()).toEqual(before);
+      await expectRefused(two.trainStep(x8, y8), /a worker failed in an earlier step/);
+      await expect(loadArtifact(outA, { backend: 'wasm', threads: 0 })).rejects.toThrow('load: threads must be an integer from 1 to 64, got 0');
+    } finally {
+      one.dispose();
+      two.dispose();
+    }
+    const capped = await loadArtifact(outA, { backend: 'wasm', threads: 9 });
+    expect([capped.threads, capped.threadsNote]).toEqual([DEFAULT_ARTIFACT_THREADS, `the artifact's threaded modules were built for at most ${DEFAULT_ARTIFACT_THREADS} threads (dlc compile --threads N); running on ${DEFAULT_ARTIFACT_THREADS}`]);
+    capped.dispose();
+  });
+
   it('a one-input model also takes [x] and { name: x }; anything else keeps the one-array messages', async () => {
     const m = await loadArtifact(outA, { backend: 'wasm' });
     try {
@@ -279,10 +308,13 @@ describe('dlc compile', () => {
   });
 
   it('refuses a damaged artifact, naming the file', async () => {
-    const dirs = { trunc: path.join(tmp, 'trunc'), version: path.join(tmp, 'version'), noweights: path.join(tmp, 'noweights') };
+    const dirs = { trunc: path.join(tmp, 'trunc'), truncMt: path.join(tmp, 'trunc-mt'), version: path.join(tmp, 'version'), noweights: path.join(tmp, 'noweights') };
     for (const d of Object.values(dirs)) cpSync(outA, d, { recursive: true });
-    const wasm = readFileSync(path.join(dirs.trunc, 'predict.wasm'));
-    writeFileSync(path.join(dirs.trunc, 'predict.wasm'), wasm.subarray(0, wasm.length >> 1));
+    // The loader reads only the module it runs: predict.wasm on one thread, predict.mt.wasm on several.
+    for (const [d, f] of [[dirs.trunc, 'predict.wasm'], [dirs.truncMt, 'predict.mt.wasm']]) {
+      const wasm = readFileSync(path.join(d, f));
+      writeFileSync(path.join(d, f), wasm.subarray(0, wasm.length >> 1));
+    }
     const mf = JSON.parse(readFileSync(path.join(dirs.version, 'manifest.json'), 'utf8')) as { version: number };
     mf.version = 4;
     writeFileSync(path.join(dirs.version, 'manifest.json'), JSON.stringify(mf));
@@ -290,12 +322,13 @@ describe('dlc compile', () => {
     const script = `
 const out = {};
 for (const [k, d] of Object.entries(${JSON.stringify(Object.fromEntries(Object.entries(dirs).map(([k, d]) => [k, `${pathToUrl(d)}/index.js`])))})) {
-  try { const { load } = await import(d); await load({ backend: 'wasm' }); out[k] = 'loaded'; } catch (e) { out[k] = e.message; }
+  try { const { load } = await import(d); await load({ backend: 'wasm', threads: k === 'truncMt' ? 2 : 1 }); out[k] = 'loaded'; } catch (e) { out[k] = e.message; }
 }
 console.log(JSON.stringify(out));
 `;
     const r = (await child(script)) as Record<keyof typeof dirs, string>;
     expect(r.trunc).toMatch(/^predict\.wasm: sha256 [0-9a-f]{64} does not match manifest\.json/);
+    expect(r.truncMt).toMatch(/^predict\.mt\.wasm: sha256 [0-9a-f]{64} does not match manifest\.json/);
     expect(r.version).toMatch(/^manifest\.json: artifact format version 4, but this runtime reads versions 1 to 3; recompile/);
     expect(r.noweights).toMatch(/cannot read weights\.safetensors/);
   });
