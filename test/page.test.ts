@@ -6,7 +6,10 @@
  * playwright-core, never a downloaded browser) opens the page, which imports the artifact's own index.js and predicts N MNIST
  * test digits on Wasm, on WebGPU with the default adapter, and on WebGPU with a compatibility-mode
  * adapter (see CHROMIUM_ARGS for which drivers those are), then takes two train steps on the first
- * batch with each. The same artifact loaded in Node
+ * batch with each. The page is then opened again cross-origin isolated (the server adds COOP/COEP
+ * headers for `?coi=1`), Wasm only: there the artifact runs on threads (its `.mt.wasm` modules, a
+ * Worker per extra thread) and must give the one-thread page's outputs and losses to the bit, while
+ * the first, non-isolated page runs on one thread and says why. The same artifact loaded in Node
  * (runtime/index.ts, Wasm) gives the reference: classes must agree exactly and probabilities within
  * stated tolerances. The page must also have run the `dlc-runtime.js` copy inside the artifact
  * (byte-identical to dist/dlc-runtime.js) and nothing else, with no page errors, console errors,
@@ -28,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildArtifact, loadMnist, writeArtifact } from '../compiler/index.ts';
+import { buildArtifact, DEFAULT_ARTIFACT_THREADS, loadMnist, writeArtifact } from '../compiler/index.ts';
 import type { SequentialModel } from '../compiler/index.ts';
 import { loadArtifact } from '../runtime/index.ts';
 import { needBrowser, needWebGpu } from './helpers/requirements.ts';
@@ -126,9 +129,15 @@ interface PageRun {
   /** Losses of two train steps on the first batch. */
   losses?: number[];
   unavailable?: string;
+  /** The loaded model's `threads` and `threadsNote`. */
+  threads?: number;
+  threadsNote?: string | null;
 }
 interface PageResult {
   runs?: Partial<Record<RunName, PageRun>>;
+  /** The page's `crossOriginIsolated`. */
+  isolated?: boolean;
+  hardwareConcurrency?: number;
   error?: string;
 }
 
@@ -141,6 +150,8 @@ const served: string[] = [];
 /** Page errors, console errors and failed requests, for the failure messages. */
 const problems: string[] = [];
 let page: PageResult = {};
+/** The same page served cross-origin isolated (COOP/COEP), Wasm only: there the artifact runs on threads. */
+let isolatedPage: PageResult = {};
 let nodeOut: Float32Array = new Float32Array(0);
 /** Node's (Wasm) losses of the same two train steps the page takes. */
 const nodeLosses: number[] = [];
@@ -194,7 +205,9 @@ function serve(digits: Uint8Array): Promise<Server> {
       return;
     }
     const ext = path.extname(p) || '.html';
-    res.writeHead(200, { 'content-type': MIME[ext] ?? 'application/octet-stream', 'cache-control': 'no-store' }).end(body);
+    // `?coi=1` serves the page cross-origin isolated, which is what gives it SharedArrayBuffer and so threads.
+    const isolation = url.searchParams.get('coi') === '1' ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {};
+    res.writeHead(200, { 'content-type': MIME[ext] ?? 'application/octet-stream', 'cache-control': 'no-store', ...isolation }).end(body);
   });
   return new Promise((resolve, reject) => {
     s.once('error', reject);
@@ -268,7 +281,20 @@ beforeAll(async () => {
   }
   page = (await tab.evaluate(() => (window as { result?: unknown }).result)) as PageResult;
   await tab.close();
-}, 200_000);
+  const iso = await browser.newPage();
+  iso.on('pageerror', (e) => problems.push(`pageerror (isolated page): ${e.stack ?? e.message}`));
+  iso.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console.error (isolated page): ${m.text()} (${m.location().url}:${m.location().lineNumber})`);
+  });
+  await iso.goto(`http://127.0.0.1:${port}/?coi=1&runs=wasm&labels=${Array.from(labels.slice(0, BATCH)).join(',')}`);
+  try {
+    await iso.waitForFunction(() => (window as { result?: unknown }).result !== undefined, null, { timeout: 60_000 });
+  } catch (e) {
+    throw new Error(`the isolated page never set window.result: ${(e as Error).message}${context()}`);
+  }
+  isolatedPage = (await iso.evaluate(() => (window as { result?: unknown }).result)) as PageResult;
+  await iso.close();
+}, 260_000);
 
 afterAll(async () => {
   await browser?.close();
@@ -315,6 +341,25 @@ describe.runIf(CHROMIUM)('a compiled artifact in headless Chromium', () => {
       expect(diff).toBeLessThanOrEqual(GPU_TOL);
     });
   }
+
+  it('runs on one thread in a page that is not cross-origin isolated, and says why', () => {
+    const r = page.runs?.wasm;
+    expect(page.isolated).toBe(false);
+    expect(r?.threads, `wasm run${context()}`).toBe(1);
+    expect(r?.threadsNote).toMatch(/cross-origin isolated \(serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp\); running on one thread/);
+  });
+
+  it('runs on threads in a cross-origin-isolated page, with the one-thread page\'s outputs and losses to the bit', () => {
+    expect(isolatedPage.error, `the isolated page threw${context()}`).toBeUndefined();
+    expect(isolatedPage.isolated, 'COOP/COEP headers should make the page crossOriginIsolated').toBe(true);
+    const r = isolatedPage.runs?.wasm;
+    const want = Math.min(isolatedPage.hardwareConcurrency ?? 1, DEFAULT_ARTIFACT_THREADS);
+    expect(r?.threads).toBe(want);
+    if (want > 1) expect(r?.threadsNote).toBeNull();
+    expect(r?.output).toEqual(page.runs?.wasm?.output);
+    expect(r?.losses).toEqual(page.runs?.wasm?.losses);
+    console.log(`isolated page wasm on ${r?.threads} threads: load ${r?.loadMs} ms, predict ${r?.predictMs} ms, train 2 steps ${r?.trainMs} ms (one thread: predict ${page.runs?.wasm?.predictMs} ms, train ${page.runs?.wasm?.trainMs} ms)`);
+  });
 
   it(`trains in the page: two steps on the first batch give the losses Node gets (Wasm to ${WASM_TOL}, WebGPU to ${TRAIN_GPU_TOL} relative)`, () => {
     // The second loss follows one Adam update made in the page, so this checks the gradients, the

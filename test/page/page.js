@@ -9,7 +9,8 @@
  *                   `featureLevel: 'compatibility'` adapter (in the test: Dawn's OpenGL ES backend on
  *                   ANGLE on the system Vulkan driver), with the compute limits the WGSL needs.
  * With `?labels=` (the first batch's labels) each run then takes two train steps on that batch.
- * It ends by setting `window.result` to `{ runs: { [run]: { output, losses, adapter, loadMs, predictMs, trainMs } } }`, or
+ * It ends by setting `window.result` to `{ runs: { [run]: { output, losses, adapter, threads, threadsNote, loadMs, predictMs, trainMs } },
+ * isolated, hardwareConcurrency }` (isolated: the page's crossOriginIsolated, which threads need), or
  * `{ error }` with the stack; a run without WebGPU reports `{ unavailable: why }` instead of throwing,
  * so the test can describe the adapter situation. Plain JavaScript: the browser runs it as served.
  */
@@ -88,12 +89,14 @@ async function main() {
       output: Array.from(y),
       losses,
       adapter: got.adapter,
+      threads: got.model.threads,
+      threadsNote: got.model.threadsNote,
       loadMs: Math.round(loaded - t),
       predictMs: Math.round(predicted - loaded),
       trainMs: Math.round(performance.now() - predicted),
     };
   }
-  return { runs: out };
+  return { runs: out, isolated: globalThis.crossOriginIsolated === true, hardwareConcurrency: navigator.hardwareConcurrency };
 }
 
 main().then(
