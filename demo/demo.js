@@ -18,10 +18,15 @@ const status = (s) => ($('status').textContent = s);
 const fmtBytes = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} MB` : `${(n / 1e3).toFixed(1)} kB`);
 
 /** State the test reads. */
-const state = { ready: false, hasGpu: false, training: false, steps: 0, losses: [], accs: [], rate: 0, testAccuracy: null, libProbs: null, artProbs: null, artBackend: null, profile: null, error: null };
+const state = { ready: false, hasGpu: false, threads: 1, training: false, steps: 0, losses: [], accs: [], rate: 0, testAccuracy: null, libProbs: null, artProbs: null, artBackend: null, profile: null, error: null };
 window.demo = state;
 window.addEventListener('error', (e) => (state.error = String(e.error?.stack ?? e.message)));
 window.addEventListener('unhandledrejection', (e) => (state.error = String(e.reason?.stack ?? e.reason)));
+
+// Threads: the demo server sends COOP/COEP headers, so the page is cross-origin isolated and has
+// SharedArrayBuffer; the library's Wasm steps then run on one thread per core (up to 8).
+state.threads = globalThis.crossOriginIsolated && navigator.hardwareConcurrency > 1 ? Math.min(navigator.hardwareConcurrency, 8) : 1;
+dlc.setWasmThreads(state.threads);
 
 /** Every use of the model goes through this queue: a predict never interleaves with a train step. */
 let queue = Promise.resolve();
@@ -121,7 +126,7 @@ async function train() {
       const logs = await serial(() => model.trainOnBatch(x, y, { batchSize: bs, backend: be }));
       if (s === 0) {
         t0 = performance.now(); // leave the compile out of samples/s
-        status(`Training on ${be}…`);
+        status(`Training on ${be}${be === 'wasm' && state.threads > 1 ? ` (${state.threads} threads)` : ''}…`);
       } else seen += bs;
       state.steps++;
       state.losses.push(logs.loss);
@@ -144,7 +149,7 @@ async function train() {
     const ev = await serial(() => model.evaluate(testX, testY, { batchSize: bs, backend: be }));
     state.testAccuracy = ev.accuracy;
     $('s-test').textContent = `${(ev.accuracy * 100).toFixed(1)}%`;
-    status(`Trained ${state.steps} steps on ${be}: ${state.rate.toFixed(0)} samples/s, test accuracy ${(ev.accuracy * 100).toFixed(1)}%. Draw a digit.`);
+    status(`Trained ${state.steps} steps on ${be}${be === 'wasm' && state.threads > 1 ? ` (${state.threads} threads)` : ''}: ${state.rate.toFixed(0)} samples/s, test accuracy ${(ev.accuracy * 100).toFixed(1)}%. Draw a digit.`);
   } catch (e) {
     state.error = String(e.stack ?? e);
     status(`Training failed: ${e.message}`);

@@ -57,6 +57,7 @@ interface DemoState {
   artProbs: number[] | null;
   artBackend: 'wasm' | 'webgpu' | null;
   hasGpu: boolean;
+  threads: number;
   profile: { index: number; kernel: string; ms: number }[] | null;
   error: string | null;
 }
@@ -163,6 +164,9 @@ describe.runIf(CHROMIUM)('the live demo in headless Chromium', () => {
     expect(s.error, `the page failed${await context(main!)}`).toBeNull();
     expect(s.ready).toBe(true);
     expect(await main!.page.evaluate(() => self.crossOriginIsolated), 'COOP/COEP headers make the page cross-origin isolated').toBe(true);
+    // Isolated, so the library's Wasm steps run on threads (one per core, up to 8).
+    const cores = await main!.page.evaluate(() => navigator.hardwareConcurrency);
+    expect((await state(main!)).threads).toBe(Math.min(cores, 8));
     expect(main!.problems, `problems in the page${await context(main!)}`).toEqual([]);
     expect(main!.served404).toEqual([]);
   });
