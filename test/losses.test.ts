@@ -18,6 +18,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { close } from './helpers/keras-close.ts';
 import type { Loss, LossSpec, Metric, MetricSpec } from '../compiler/index.ts';
 import {
   BinaryAccuracy,
@@ -132,13 +133,6 @@ function lossOf(f: LossFixture): Loss {
   return make(camel(f.loss.args) as never);
 }
 
-function close(got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, atol: number, what: string): void {
-  expect(got.length, what).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    const tol = rtol * Math.abs(want[i]) + atol;
-    if (!(Math.abs(got[i] - want[i]) <= tol)) expect.fail(`${what}[${i}]: dlc ${got[i]}, Keras ${want[i]} (tolerance ${tol.toExponential(2)})`);
-  }
-}
 
 const inputOf = (name: string, d: Data): InputNode => input(name, d.dtype === 'int32' ? 'i32' : 'f32', d.shape) as InputNode;
 const argOf = (d: Data) => (d.dtype === 'int32' ? Int32Array.from(d.data) : Float64Array.from(d.data));

@@ -15,6 +15,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { close } from './helpers/keras-close.ts';
 import type { LearningRate, Optimizer } from '../compiler/index.ts';
 import {
   Adagrad,
@@ -95,13 +96,6 @@ function build(f: Fixture) {
   return m;
 }
 
-function close(got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, atol: number, what: string): void {
-  expect(got.length, what).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    const tol = rtol * Math.abs(want[i]) + atol;
-    if (!(Math.abs(got[i] - want[i]) <= tol)) expect.fail(`${what}[${i}]: dlc ${got[i]}, Keras ${want[i]} (tolerance ${tol})`);
-  }
-}
 
 for (const backend of ['interp', 'wasm'] as const) {
   describe(`Keras 3 optimizer fixtures on ${backend}`, () => {

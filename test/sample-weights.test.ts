@@ -15,6 +15,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { close } from './helpers/keras-close.ts';
 import type { Tensor } from '../compiler/index.ts';
 import { Dense, Input, Model, SGD, SparseCategoricalCrossentropy, tensor } from '../compiler/index.ts';
 import { needWebGpu } from './helpers/requirements.ts';
@@ -62,13 +63,6 @@ function build(f: Fixture) {
   return m;
 }
 
-function close(got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, atol: number, what: string): void {
-  expect(got.length, what).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    const tol = rtol * Math.abs(want[i]) + atol;
-    if (!(Math.abs(got[i] - want[i]) <= tol)) expect.fail(`${what}[${i}]: dlc ${got[i]}, Keras ${want[i]} (tolerance ${tol})`);
-  }
-}
 
 const data = (f: Fixture): { x: Tensor; y: Tensor } => ({
   x: tensor(Float32Array.from(f.x.data), f.x.shape),
