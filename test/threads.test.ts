@@ -15,7 +15,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import cnn from '../examples/mnist-cnn.ts';
-import { Dense, Input, LSTM, Model, setWasmThreads, tensor } from '../compiler/index.ts';
+import { compileStep, Dense, Input, LSTM, Model, Sequential, setWasmThreads, tensor } from '../compiler/index.ts';
+import { SMALL_STEP_WORK, stepWork } from '../compiler/backends/wasm.ts';
 import type { LayersModel } from '../compiler/index.ts';
 import { emitWasm, wasmMemoryBytes } from '../compiler/codegen/wasm.ts';
 import { fuse } from '../compiler/kernel/fuse.ts';
@@ -31,6 +32,13 @@ import { failNextWorkerStepForTest, instantiateProgram } from '../runtime/wasm.t
 import { setDispatchTrace } from '../runtime/trace.ts';
 
 afterAll(() => setWasmThreads(null));
+
+/** The model of the process-exit test (the same layers as its script). */
+const exitModel = () => {
+  const m = Sequential([Dense(512, { activation: 'relu', inputShape: [1024] }), Dense(10, { activation: 'softmax' })]);
+  m.compile({ optimizer: 'sgd', loss: 'sparse_categorical_crossentropy' });
+  return m;
+};
 
 const inp = (name: string, shape: number[]) => input(name, 'f32', shape) as InputNode;
 const rnd = (n: number, seed: number) => new Float32Array(n).map((_, i) => uniformAt(seed, 7, i) * 2 - 1);
@@ -169,6 +177,15 @@ describe('thread counts and process life', () => {
     expect(() => setWasmThreads(2.5)).toThrow(/got 2\.5/);
   });
 
+  it('a step below SMALL_STEP_WORK runs on one thread; the steps tested here are above it', () => {
+    const work = (m: LayersModel, kind: 'train' | 'predict', batch: number) => stepWork(compileStep(m, kind, batch).program);
+    const c = cnn as unknown as LayersModel;
+    c.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
+    expect(work(c, 'predict', 1)).toBeLessThan(SMALL_STEP_WORK);
+    expect(work(c, 'train', 32)).toBeGreaterThan(SMALL_STEP_WORK);
+    expect(work(exitModel(), 'train', 64)).toBeGreaterThan(SMALL_STEP_WORK);
+  });
+
   it('a Node program that trains on 2 threads exits by itself (idle workers do not hold it)', () => {
     const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
     const script = path.join(root, '.tmp', 'threads-exit.mjs');
@@ -176,9 +193,9 @@ describe('thread counts and process life', () => {
       script,
       `import { Dense, Sequential, setWasmThreads, tensor } from ${JSON.stringify(path.join(root, 'dist', 'dlc.js'))};
 setWasmThreads(2);
-const m = Sequential([Dense(64, { activation: 'relu', inputShape: [256] }), Dense(10, { activation: 'softmax' })]);
+const m = Sequential([Dense(512, { activation: 'relu', inputShape: [1024] }), Dense(10, { activation: 'softmax' })]);
 m.compile({ optimizer: 'sgd', loss: 'sparse_categorical_crossentropy' });
-const r = await m.trainOnBatch(tensor(new Float32Array(64 * 256).fill(0.5), [64, 256]), tensor(new Int32Array(64), [64], 'i32'));
+const r = await m.trainOnBatch(tensor(new Float32Array(64 * 1024).fill(0.5), [64, 1024]), tensor(new Int32Array(64), [64], 'i32'));
 console.log('loss', r.loss.toFixed(4));
 `,
     );
