@@ -11,7 +11,7 @@
 import type { Batch, Session } from '../backend.ts';
 import { DlcError, fail } from '../frontend/errors.ts';
 import { batchWeight, registerBackend, StepCache } from '../backend.ts';
-import { emitWasm, wasmMemoryBytes } from '../codegen/wasm.ts';
+import { emitWasm, loadBinaryen, wasmMemoryBytes } from '../codegen/wasm.ts';
 import { byteLoops } from '../kernel/schedule.ts';
 import type { GraphModel as Model, StepFunction, StepKind } from '../frontend/model.ts';
 import type { Compiled } from '../pipeline.ts';
@@ -54,6 +54,7 @@ export class WasmSession implements Session {
     const step = this.steps.get(kind);
     const compiled = compileStep(this.model, kind, this.batch);
     const threads = this.threads;
+    await loadBinaryen(); // on the first Wasm step only (codegen/wasm/binaryen.ts)
     const bytes = emitWasm(compiled.program, compiled.plan, { relaxedSimd: this.relaxed, threads });
     const inst = await instantiateProgram(bytes, {
       label: `${this.model.name}.${kind}`,
