@@ -14,16 +14,19 @@ import { batchWeight, registerBackend, StepCache } from '../backend.ts';
 import { emitWasm, loadBinaryen, wasmMemoryBytes } from '../codegen/wasm.ts';
 import { byteLoops } from '../kernel/schedule.ts';
 import type { GraphModel as Model, StepFunction, StepKind } from '../frontend/model.ts';
-import type { Compiled } from '../pipeline.ts';
 import { compileStep } from '../pipeline.ts';
 import { numel } from '../../ir/types.ts';
 import type { WasmProgram } from '../../runtime/wasm.ts';
 import { detectRelaxedSimd, instantiateProgram } from '../../runtime/wasm.ts';
 
+/**
+ * A built step. It keeps what running needs (the instance, the step's I/O layout, the input and
+ * output offsets), not the compile-time records (graphs, kernel program, plan: about 1 MiB for the
+ * reference train step), which are garbage once the module is instantiated.
+ */
 interface Module {
   readonly kind: StepKind;
   readonly step: StepFunction;
-  readonly compiled: Compiled;
   readonly inst: WasmProgram;
   /** Byte offset and element count of each input buffer, by input index. */
   readonly inputAt: readonly { offset: number; count: number }[];
@@ -63,7 +66,7 @@ export class WasmSession implements Session {
       threads: threads > 1 ? { count: threads, memoryBytes: wasmMemoryBytes(compiled.program, compiled.plan, threads) } : undefined,
     });
     const at = (id: number) => ({ offset: compiled.plan.offsets[id], count: numel(compiled.program.buffers[id].shape) });
-    m = { kind, step, compiled, inst, inputAt: compiled.program.inputs.map(at), outputAt: compiled.program.outputs.map(at) };
+    m = { kind, step, inst, inputAt: compiled.program.inputs.map(at), outputAt: compiled.program.outputs.map(at) };
     this.modules.set(kind, m);
     return m;
   }
