@@ -1,6 +1,6 @@
 /**
  * @file binaryen, loaded on first need. Importing binaryen instantiates its whole Wasm build (about
- * 1.2 s and 80 MB of RSS in Node), which only Wasm emission needs; building models, printing IR, the
+ * 1.1 s and 110 MB of RSS in Node), which only Wasm emission needs; building models, printing IR, the
  * interpreter and WebGPU backends and running artifacts never do. So no file imports binaryen
  * statically (a static import anywhere would be hoisted into dist/dlc.js and load it eagerly):
  * `loadBinaryen()` imports it dynamically, once, and fills the live bindings below, which the code
