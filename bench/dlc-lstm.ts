@@ -14,7 +14,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { BackendName, LayersModel } from '../compiler/index.ts';
-import { emitWasm } from '../compiler/codegen/wasm.ts';
+import { emitWasm, loadBinaryen } from '../compiler/codegen/wasm.ts';
 import { availableBackends, compileStep, Dense, detectRelaxedSimd, LSTM, Sequential, setWasmThreads, tensor } from '../compiler/index.ts';
 import type { BenchData, Runner, SeqScalingStat, SystemDef } from './common.ts';
 import { median, TRAIN_BATCH } from './common.ts';
@@ -109,6 +109,7 @@ export const dlcLstmSeq: SystemDef = {
   async setup(d: BenchData, log) {
     if (!availableBackends().includes('wasm')) return { notBuilt: "NOT BUILT YET: no 'wasm' backend" };
     const relaxedSimd = detectRelaxedSimd();
+    await loadBinaryen();
     // Warm the compiler's and binaryen's JIT on a throwaway model, so the first length does not pay for it.
     const warm = lstmModel(SEQ_LENGTHS[0]);
     const t0 = performance.now();

@@ -13,7 +13,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { BackendName, LayersModel } from '../compiler/index.ts';
-import { emitWasm } from '../compiler/codegen/wasm.ts';
+import { emitWasm, loadBinaryen } from '../compiler/codegen/wasm.ts';
 import { availableBackends, compileStep, detectRelaxedSimd, tensor } from '../compiler/index.ts';
 import type { BenchData, CompileStat, Runner, SystemDef } from './common.ts';
 import { PIXELS, TRAIN_BATCH } from './common.ts';
@@ -83,6 +83,7 @@ export const dlcCompile: SystemDef = {
       return best;
     });
     const wasm = availableBackends().includes('wasm');
+    if (wasm) await loadBinaryen();
     const out: CompileStat[] = [];
     for (let i = 0; i < loaded.length; i++) {
       const m = loaded[i];

@@ -10,7 +10,7 @@
  * same inputs and fails the row above 1e-4 relative to the sum of |products|, so a fast wrong kernel
  * cannot report a number. The shapes are the two the tests timed (SHAPES).
  */
-import { emitWasm } from '../compiler/codegen/wasm.ts';
+import { emitWasm, loadBinaryen } from '../compiler/codegen/wasm.ts';
 import type { MemoryPlan } from '../compiler/kernel/plan.ts';
 import type { BufferInfo, MatmulKernel, Program, View3 } from '../compiler/kernel/types.ts';
 import { detectRelaxedSimd, instantiateProgram } from '../runtime/wasm.ts';
@@ -54,6 +54,7 @@ function matmulProgram(M: number, N: number, K: number, transB: boolean): { p: P
 
 async function measureShape(M: number, N: number, K: number, relaxedSimd: boolean, transB: boolean): Promise<MatmulStat> {
   const { p, plan } = matmulProgram(M, N, K, transB);
+  await loadBinaryen();
   const w = await instantiateProgram(emitWasm(p, plan, { relaxedSimd }));
   const A = values(M * K, 1);
   const B = values(K * N, 2);

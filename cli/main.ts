@@ -356,7 +356,7 @@ async function compileCommand(model: Model, p: Parsed): Promise<void> {
   checkArtifactTarget(path.resolve(out));
   const targets = (strFlag(p, 'target') ?? 'wasm,webgpu').split(',') as ('wasm' | 'webgpu')[];
   const entries = strFlag(p, 'entry')?.split(',') as ('predict' | 'train')[] | undefined;
-  const art = buildArtifact(model, { targets, entries, batchSize: intFlag(p, 'batch-size', 32), weights, runtime: runtimeBundle(), threads: intFlag(p, 'threads', DEFAULT_ARTIFACT_THREADS) });
+  const art = await buildArtifact(model, { targets, entries, batchSize: intFlag(p, 'batch-size', 32), weights, runtime: runtimeBundle(), threads: intFlag(p, 'threads', DEFAULT_ARTIFACT_THREADS) });
   for (const e of art.entries) {
     const cg = Object.entries(e.codegenMs).map(([t, ms]) => `; ${t} codegen ${ms.toFixed(1)} ms`).join('');
     await debugReport(level, e.name, e.compiled, cg, async () => [

@@ -28,7 +28,7 @@ import { numel } from '../ir/types.ts';
 import type { ArtifactBackend, EntryInput, EntryManifest, EntryName, Manifest, StateSpec } from '../runtime/artifact.ts';
 import { ARTIFACT_FORMAT, ARTIFACT_VERSION_LOOPS, ARTIFACT_VERSION_NAMED_IO, ARTIFACT_VERSION_SINGLE_IO } from '../runtime/artifact.ts';
 import { byteLoops } from './kernel/schedule.ts';
-import { emitWasm, wasmMemoryBytes } from './codegen/wasm.ts';
+import { emitWasm, loadBinaryen, wasmMemoryBytes } from './codegen/wasm.ts';
 import { wasmText } from './codegen/wat.ts';
 import { bufferBytes } from './kernel/plan.ts';
 import type { WgslKernel, WgslLimits } from './codegen/wgsl.ts';
@@ -112,8 +112,11 @@ function initialWeights(model: Model, weights: ArtifactOptions['weights']): Map<
   return new Map(model.weightInfo.map((w, i) => [w.name, values[i]]));
 }
 
-/** Compile `model` into the artifact's files (nothing is written). */
-export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
+/**
+ * Compile `model` into the artifact's files (nothing is written). Async because the Wasm target
+ * loads binaryen on first use (codegen/wasm/binaryen.ts); a WebGPU-only artifact never loads it.
+ */
+export async function buildArtifact(model: Model, opts: ArtifactOptions): Promise<Artifact> {
   const batch = opts.batchSize ?? 32;
   const threads = opts.threads ?? DEFAULT_ARTIFACT_THREADS;
   if (!Number.isInteger(threads) || threads < 1 || threads > 64) fail(`compile: threads must be an integer from 1 to 64, got ${String(opts.threads)}`);
@@ -123,6 +126,7 @@ export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
   if (kinds.length === 0) fail('compile: no entry point; use predict, train or both');
   if (kinds.includes('train') && !model.compiled) fail("compile --entry train: the model has no optimizer and loss; call model.compile({optimizer, loss}) in the model file");
   const weights = initialWeights(model, opts.weights);
+  if (targets.includes('wasm')) await loadBinaryen();
 
   const files = new Map<string, string | Uint8Array>();
   const entries: ArtifactEntry[] = [];
@@ -237,7 +241,8 @@ export function buildArtifact(model: Model, opts: ArtifactOptions): Artifact {
  * A compiled step's Wasm module as text, printed by wabt from the bytes (dumps and `--debug 4`);
  * by default with the artifact's options (no relaxed SIMD).
  */
-export function stepWat(c: Compiled, relaxedSimd = false): Promise<string> {
+export async function stepWat(c: Compiled, relaxedSimd = false): Promise<string> {
+  await loadBinaryen();
   return wasmText(emitWasm(c.program, c.plan, { relaxedSimd }));
 }
 

@@ -68,6 +68,8 @@ export { compileStep, PASS_NAMES } from './pipeline.ts';
 export type { PassName, Compiled as CompiledStep } from './pipeline.ts';
 export { printProgram } from './kernel/print.ts';
 export { buildArtifact, checkArtifactTarget, DEFAULT_ARTIFACT_THREADS, stepWat, stepWgsl, writeArtifact } from './artifact.ts';
+// binaryen loads on the first Wasm emission; a program may load it ahead (e.g. before timing a first step).
+export { loadBinaryen } from './codegen/wasm.ts';
 export type { Artifact, ArtifactEntry, ArtifactOptions } from './artifact.ts';
 export type { PassRecord } from './pipeline.ts';
 // The artifact runtime, for programs (and the CLI) that load what `dlc compile` wrote.

@@ -108,7 +108,7 @@ async function build() {
   await model.fit(data.train.x, data.train.y, { epochs: 1, batchSize: 32, verbose: 0, backend: 'wasm' });
   const acc = (await model.evaluate(data.test.x, data.test.y, { backend: 'wasm' })).accuracy;
   const runtime = readFileSync(path.join(root, 'dist', 'dlc-runtime.js'));
-  const art = dlc.buildArtifact(model, { batchSize: 1, entries: ['predict'], runtime });
+  const art = await dlc.buildArtifact(model, { batchSize: 1, entries: ['predict'], runtime });
   dlc.writeArtifact(path.join(out, 'artifact'), art.files);
 
   const size = (f) => statSync(path.join(out, f)).size;

@@ -12,7 +12,7 @@
  * fraction), not copied from the graph formulas, so they check the compositions. Each tolerance is
  * stated, with why, where it is used.
  */
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { ActivationName } from '../compiler/frontend/activations.ts';
 import {
   ACTIVATIONS,
@@ -29,7 +29,7 @@ import {
   softmaxAxis,
 } from '../compiler/frontend/activations.ts';
 import { DlcError } from '../compiler/frontend/errors.ts';
-import { emitWasm } from '../compiler/codegen/wasm.ts';
+import { emitWasm, loadBinaryen } from '../compiler/codegen/wasm.ts';
 import { fuse } from '../compiler/kernel/fuse.ts';
 import { runProgram } from '../compiler/kernel/interp.ts';
 import { planMemory } from '../compiler/kernel/plan.ts';
@@ -43,6 +43,9 @@ import type { InputNode, Node, Shape } from '../ir/types.ts';
 import { numel } from '../ir/types.ts';
 import { instantiateProgram } from '../runtime/wasm.ts';
 import { mulberry32 } from './helpers/gradcheck.ts';
+
+// emitWasm needs binaryen, which is loaded on demand (compiler/codegen/wasm/binaryen.ts).
+beforeAll(loadBinaryen);
 
 type Act = (x: Node) => Node;
 

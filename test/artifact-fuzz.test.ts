@@ -25,14 +25,14 @@ const B = 4;
 let files = new Map<string, Uint8Array>();
 let manifest: Manifest;
 
-beforeAll(() => {
+beforeAll(async () => {
   const x = Input({ shape: [5], name: 'x' });
   const h = Dense(6, { activation: 'relu', name: 'hidden' }).apply(x);
   const out = Dense(3, { activation: 'softmax', name: 'head' }).apply(h);
   const model = Model({ inputs: x, outputs: out, name: 'fuzz', seed: 1 });
   model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy', metrics: ['accuracy'] });
   // Both targets, so the manifest carries the webgpu fields too (loaded on wasm, they are still checked).
-  const art = buildArtifact(model, { batchSize: B, runtime: '' });
+  const art = await buildArtifact(model, { batchSize: B, runtime: '' });
   files = new Map([...art.files].map(([k, v]) => [k, typeof v === 'string' ? new TextEncoder().encode(v) : v]));
   manifest = JSON.parse(new TextDecoder().decode(files.get('manifest.json'))) as Manifest;
 });

@@ -683,7 +683,7 @@ describe('artifacts with non-trainable state', () => {
     const model = Model({ inputs: x, outputs: out, name: 'bn_model', seed: 3 });
     model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy', metrics: ['accuracy'] });
     const dir = path.join(tmp, 'bn');
-    const art = buildArtifact(model, { batchSize: 8, runtime: readFileSync(path.join(root, 'dist', 'dlc-runtime.js')) });
+    const art = await buildArtifact(model, { batchSize: 8, runtime: readFileSync(path.join(root, 'dist', 'dlc-runtime.js')) });
     writeArtifact(dir, art.files);
     const man = art.manifest;
     expect(man.version).toBe(3);
@@ -739,7 +739,7 @@ describe('artifacts of recurrent models', () => {
     const model = Model({ inputs: x, outputs: out, name: 'rnn_model', seed: 5 });
     model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy', metrics: ['accuracy'] });
     const dir = path.join(tmp, 'rnn');
-    const art = buildArtifact(model, { batchSize: 4, runtime: readFileSync(path.join(root, 'dist', 'dlc-runtime.js')) });
+    const art = await buildArtifact(model, { batchSize: 4, runtime: readFileSync(path.join(root, 'dist', 'dlc-runtime.js')) });
     writeArtifact(dir, art.files);
     const man = art.manifest;
     expect(man.version).toBe(3);
@@ -765,10 +765,10 @@ describe('artifacts of recurrent models', () => {
     }
   });
 
-  it('a manifest whose loop leaves the arena or the schedule is refused, naming the field', () => {
+  it('a manifest whose loop leaves the arena or the schedule is refused, naming the field', async () => {
     const model = Sequential([SimpleRNN(3, { inputShape: [4, 2], name: 'rnn' })], { name: 'tiny_rnn' });
     model.compile({ optimizer: 'sgd', loss: 'mse' });
-    const man = buildArtifact(model, { batchSize: 2, entries: ['predict'], runtime: readFileSync(path.join(root, 'dist', 'dlc-runtime.js')) }).manifest;
+    const man = (await buildArtifact(model, { batchSize: 2, entries: ['predict'], runtime: readFileSync(path.join(root, 'dist', 'dlc-runtime.js')) })).manifest;
     const e = man.entries.predict!;
     const withLoop = (l: object) => ({ ...man, entries: { predict: { ...e, loops: [{ ...e.loops![0], ...l }] } } });
     expect(() => checkManifest(withLoop({ end: e.schedule.length + 1 }))).toThrow(/entries\.predict\.loops\[0\]\.end/);

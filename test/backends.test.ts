@@ -11,10 +11,10 @@
  * WebGPU runs here on Mesa's CPU Vulkan driver; without an adapter the WebGPU test is skipped with a
  * banner, or fails when DLC_TEST_REQUIRE names webgpu (test/helpers/requirements.ts).
  */
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import model from '../examples/mnist-cnn.ts';
 import { Conv2D, Dense, Flatten, MaxPooling2D, Sequential } from '../compiler/index.ts';
-import { emitWasm } from '../compiler/codegen/wasm.ts';
+import { emitWasm, loadBinaryen } from '../compiler/codegen/wasm.ts';
 import { fuse } from '../compiler/kernel/fuse.ts';
 import { planMemory } from '../compiler/kernel/plan.ts';
 import { loadMnist } from '../compiler/mnist.ts';
@@ -30,6 +30,9 @@ import { numel } from '../ir/types.ts';
 import { detectRelaxedSimd, instantiateProgram } from '../runtime/wasm.ts';
 import { needWebGpu } from './helpers/requirements.ts';
 import { rnnTrainGraph } from './helpers/scan-graph.ts';
+
+// emitWasm needs binaryen, which is loaded on demand (compiler/codegen/wasm/binaryen.ts).
+beforeAll(loadBinaryen);
 
 type Arr = Float32Array | Int32Array;
 

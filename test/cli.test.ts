@@ -7,6 +7,7 @@
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bin, node, root } from './run-node.ts';
@@ -22,6 +23,27 @@ describe('dlc', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('conv2d (Conv2D)');
     expect(r.stdout).toContain('Total params: 241,546');
+  });
+
+  it('summary and ir load neither binaryen nor wabt (they load on the first Wasm emission)', async () => {
+    // A resolve hook that refuses both packages: a command that imports either fails.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'dlc-lazy-'));
+    try {
+      writeFileSync(path.join(dir, 'hooks.mjs'), "export async function resolve(s, c, next) {\n  if (s === 'binaryen' || s === 'wabt') throw new Error(`${s} was imported`);\n  return next(s, c);\n}\n");
+      writeFileSync(path.join(dir, 'register.mjs'), "import { register } from 'node:module';\nregister(new URL('./hooks.mjs', import.meta.url));\n");
+      const hook = ['--import', pathToFileURL(path.join(dir, 'register.mjs')).href];
+      for (const args of [['summary', example], ['ir', example, '--batch-size', '4']]) {
+        const r = await node([...hook, bin, ...args]);
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+      }
+      // The hook does refuse: compiling to Wasm needs binaryen.
+      const c = await node([...hook, bin, 'compile', example, '-o', path.join(dir, 'out'), '--target', 'wasm']);
+      expect(c.code).not.toBe(0);
+      expect(c.stderr).toContain('binaryen was imported');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('ir prints the train step, byte-identical across runs', async () => {

@@ -247,7 +247,7 @@ beforeAll(async () => {
   // train digits (about 4 s here) gives real predictions with clear margins.
   const data = loadMnist(TRAIN, N);
   await model.fit(data.train.x, data.train.y, { epochs: 1, batchSize: BATCH, verbose: 0, backend: 'wasm' });
-  const art = buildArtifact(model, { batchSize: BATCH, entries: ['predict', 'train'], runtime: runtimeBytes });
+  const art = await buildArtifact(model, { batchSize: BATCH, entries: ['predict', 'train'], runtime: runtimeBytes });
   tmp = mkdtempSync(path.join(os.tmpdir(), 'dlc-page-test-'));
   artifactDir = path.join(tmp, 'artifact');
   writeArtifact(artifactDir, art.files);

@@ -13,12 +13,12 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import cnn from '../examples/mnist-cnn.ts';
 import { compileStep, Dense, Input, LSTM, Model, Sequential, setWasmThreads, tensor } from '../compiler/index.ts';
 import { SMALL_STEP_WORK, stepWork } from '../compiler/backends/wasm.ts';
 import type { LayersModel } from '../compiler/index.ts';
-import { emitWasm, wasmMemoryBytes } from '../compiler/codegen/wasm.ts';
+import { emitWasm, loadBinaryen, wasmMemoryBytes } from '../compiler/codegen/wasm.ts';
 import { fuse } from '../compiler/kernel/fuse.ts';
 import { planMemory } from '../compiler/kernel/plan.ts';
 import { simplify } from '../compiler/passes/simplify.ts';
@@ -30,6 +30,9 @@ import type { Func, InputNode } from '../ir/types.ts';
 import { numel } from '../ir/types.ts';
 import { failNextWorkerStepForTest, instantiateProgram } from '../runtime/wasm.ts';
 import { setDispatchTrace } from '../runtime/trace.ts';
+
+// emitWasm needs binaryen, which is loaded on demand (compiler/codegen/wasm/binaryen.ts).
+beforeAll(loadBinaryen);
 
 afterAll(() => setWasmThreads(null));
 

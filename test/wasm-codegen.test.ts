@@ -12,13 +12,16 @@
  * SIMD on and off. Matmul throughput (GFLOP/s) is measured by the bench, not here:
  * `npm run bench -- --only matmul` (bench/matmul-wasm.ts).
  */
-import { describe, expect, it } from 'vitest';
-import { emitWasm, emitWat } from '../compiler/codegen/wasm.ts';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { emitWasm, emitWat, loadBinaryen, wasmMemoryBytes } from '../compiler/codegen/wasm.ts';
 import type { MemoryPlan } from '../compiler/kernel/plan.ts';
 import type { BinOp, BufferInfo, Expr, Kernel, MatmulKernel, Program, UnOp, View3 } from '../compiler/kernel/types.ts';
 import { uniformAt } from '../ir/random.ts';
 import { numel, type DType, type Padding2 } from '../ir/types.ts';
 import { detectRelaxedSimd, instantiateProgram } from '../runtime/wasm.ts';
+
+// emitWasm needs binaryen, which is loaded on demand (compiler/codegen/wasm/binaryen.ts).
+beforeAll(loadBinaryen);
 
 // ---- kernel IR by hand ----
 
@@ -702,5 +705,16 @@ describe('module properties', () => {
       { kind: 'elementwise', name: 'E_3_broken', inputs: [0], output: 1, shape: [3], dtype: 'f32', expr: bin('add', ld(0, idx(0)), idx(0)) },
     ]);
     expect(() => emitWasm(bad, planOf(bad), { relaxedSimd: false })).toThrow(/E_3_broken/);
+  });
+
+  it('before loadBinaryen() resolved, emitWasm and emitWat throw naming it; wasmMemoryBytes needs no binaryen', async () => {
+    // A fresh copy of the code generator, whose binaryen bindings were never filled.
+    vi.resetModules();
+    const fresh = await import('../compiler/codegen/wasm.ts');
+    expect(() => fresh.emitWasm(p, planOf(p), { relaxedSimd: false })).toThrow(/emitWasm: binaryen is not loaded; await loadBinaryen\(\)/);
+    expect(() => fresh.emitWat(p, planOf(p), { relaxedSimd: false })).toThrow(/emitWat: .*loadBinaryen\(\)/);
+    expect(fresh.wasmMemoryBytes(p, planOf(p), 2)).toBe(wasmMemoryBytes(p, planOf(p), 2));
+    await fresh.loadBinaryen();
+    expect(Buffer.from(fresh.emitWasm(p, planOf(p), { relaxedSimd: false })).equals(Buffer.from(emitWasm(p, planOf(p), { relaxedSimd: false })))).toBe(true);
   });
 });

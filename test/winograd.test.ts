@@ -21,9 +21,9 @@
  *   factor on other data, and far below what a wrong tile, offset or coefficient gives (order 1).
  *   WINOGRAD_ERRS=1 prints the measured errors.
  */
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import model from '../examples/mnist-cnn.ts';
-import { emitWasm } from '../compiler/codegen/wasm.ts';
+import { emitWasm, loadBinaryen } from '../compiler/codegen/wasm.ts';
 import { emitWgsl } from '../compiler/codegen/wgsl.ts';
 import { fuse } from '../compiler/kernel/fuse.ts';
 import { runProgram } from '../compiler/kernel/interp.ts';
@@ -43,6 +43,9 @@ import { winogradFits, winogradMacs, winogradPays, WINOGRAD_MAX_RATIO } from '..
 import { instantiateProgram } from '../runtime/wasm.ts';
 import { createProgram, kernelLimits } from '../runtime/webgpu.ts';
 import { needWebGpu } from './helpers/requirements.ts';
+
+// emitWasm needs binaryen, which is loaded on demand (compiler/codegen/wasm/binaryen.ts).
+beforeAll(loadBinaryen);
 
 const device = await needWebGpu('test/winograd.test.ts: Winograd convolutions on WebGPU');
 

@@ -11,20 +11,23 @@
 import type { Batch, Session } from '../backend.ts';
 import { DlcError, fail } from '../frontend/errors.ts';
 import { batchWeight, registerBackend, StepCache } from '../backend.ts';
-import { emitWasm, wasmMemoryBytes } from '../codegen/wasm.ts';
+import { emitWasm, loadBinaryen, wasmMemoryBytes } from '../codegen/wasm.ts';
 import { byteLoops } from '../kernel/schedule.ts';
 import type { GraphModel as Model, StepFunction, StepKind } from '../frontend/model.ts';
-import type { Compiled } from '../pipeline.ts';
 import type { Program } from '../kernel/types.ts';
 import { compileStep } from '../pipeline.ts';
 import { numel } from '../../ir/types.ts';
 import type { WasmProgram } from '../../runtime/wasm.ts';
 import { detectRelaxedSimd, instantiateProgram } from '../../runtime/wasm.ts';
 
+/**
+ * A built step. It keeps what running needs (the instance, the step's I/O layout, the input and
+ * output offsets), not the compile-time records (graphs, kernel program, plan: about 1 MiB for the
+ * reference train step), which are garbage once the module is instantiated.
+ */
 interface Module {
   readonly kind: StepKind;
   readonly step: StepFunction;
-  readonly compiled: Compiled;
   readonly inst: WasmProgram;
   /** Byte offset and element count of each input buffer, by input index. */
   readonly inputAt: readonly { offset: number; count: number }[];
@@ -55,6 +58,7 @@ export class WasmSession implements Session {
     const step = this.steps.get(kind);
     const compiled = compileStep(this.model, kind, this.batch);
     const threads = stepWork(compiled.program) < SMALL_STEP_WORK ? 1 : this.threads;
+    await loadBinaryen(); // on the first Wasm step only (codegen/wasm/binaryen.ts)
     const bytes = emitWasm(compiled.program, compiled.plan, { relaxedSimd: this.relaxed, threads });
     const inst = await instantiateProgram(bytes, {
       label: `${this.model.name}.${kind}`,
@@ -63,7 +67,7 @@ export class WasmSession implements Session {
       threads: threads > 1 ? { count: threads, memoryBytes: wasmMemoryBytes(compiled.program, compiled.plan, threads) } : undefined,
     });
     const at = (id: number) => ({ offset: compiled.plan.offsets[id], count: numel(compiled.program.buffers[id].shape) });
-    m = { kind, step, compiled, inst, inputAt: compiled.program.inputs.map(at), outputAt: compiled.program.outputs.map(at) };
+    m = { kind, step, inst, inputAt: compiled.program.inputs.map(at), outputAt: compiled.program.outputs.map(at) };
     this.modules.set(kind, m);
     return m;
   }

@@ -23,7 +23,6 @@ import { batchWeight, registerBackend, StepCache } from '../backend.ts';
 import { emitWgsl } from '../codegen/wgsl.ts';
 import { DlcError } from '../frontend/errors.ts';
 import type { GraphModel as Model, StepFunction, StepKind } from '../frontend/model.ts';
-import type { Compiled } from '../pipeline.ts';
 import { compileStep } from '../pipeline.ts';
 import { numel } from '../../ir/types.ts';
 import type { ArenaCopy, GpuProgram } from '../../runtime/webgpu.ts';
@@ -36,10 +35,10 @@ interface Slot {
   readonly i32: boolean;
 }
 
+/** A built step: what running needs, not the compile-time records (graphs, kernel program, plan). */
 interface Module {
   readonly kind: StepKind;
   readonly step: StepFunction;
-  readonly compiled: Compiled;
   readonly prog: GpuProgram;
   /** Byte offset, element count and dtype of each input / output buffer, by index. */
   readonly inputAt: readonly Slot[];
@@ -97,7 +96,7 @@ export class WebGpuSession implements Session {
     const inputAt = program.inputs.map(at);
     const outputAt = program.outputs.map(at);
     const updates = step.updates.map((u) => ({ src: outputAt[u.output].offset, dst: inputAt[u.input].offset, bytes: outputAt[u.output].count * 4 })).filter((c) => c.src !== c.dst);
-    return { kind, step, compiled, prog, inputAt, outputAt, updates };
+    return { kind, step, prog, inputAt, outputAt, updates };
   }
 
   private stateSlot(m: Module, name: string): Slot {

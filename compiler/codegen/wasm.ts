@@ -1,6 +1,7 @@
 /**
  * @file WebAssembly code generation: one module per `Program`, built with binaryen. This file
  * assembles the module; the parts live in `wasm/`, one file per concern:
+ *  - binaryen.ts: loads binaryen on demand (`loadBinaryen()`; emitWasm/emitWat throw before it resolved);
  *  - core.ts: binaryen aliases, `Fn` (a function under construction), `KernelEnv`;
  *  - alu.ts: the code of each kernel-IR op, scalar and 4-lane (a new elementwise op goes here);
  *  - helpers.ts: helper functions inside the module (transcendentals, guarded integer ops, rng);
@@ -36,7 +37,7 @@
  * (an `if`) and never hoisted. Codegen is deterministic: the same program and options give
  * byte-identical wasm.
  */
-import binaryen from 'binaryen';
+import { binaryen, requireBinaryen } from './wasm/binaryen.ts';
 import { numel } from '../../ir/types.ts';
 import type { MemoryPlan } from '../kernel/plan.ts';
 import type { Kernel, Loop, LoopCopy, Program } from '../kernel/types.ts';
@@ -51,6 +52,7 @@ import { addThreadSupport, BARRIER_FN, onMain, SCRATCH_OFF, shareInit, SPLIT_MIN
 import type { Ctx } from './wasm/unit.ts';
 
 export type { WasmOptions } from './wasm/core.ts';
+export { loadBinaryen } from './wasm/binaryen.ts';
 
 class ModuleBuilder implements KernelEnv {
   readonly m: Mod;
@@ -265,8 +267,12 @@ function buildModule(p: Program, plan: MemoryPlan, opts: WasmOptions): Mod {
   }
 }
 
-/** One Wasm module running the whole program: exports `memory`, `run()` and each kernel as `k<i>()`; has a name section. */
+/**
+ * One Wasm module running the whole program: exports `memory`, `run()` and each kernel as `k<i>()`;
+ * has a name section. Needs binaryen: await `loadBinaryen()` first (throws otherwise).
+ */
 export function emitWasm(p: Program, plan: MemoryPlan, opts: WasmOptions): Uint8Array {
+  requireBinaryen('emitWasm');
   // Debug info keeps binaryen's function names through optimisation and emits a name section, so
   // profilers, stack traces and WAT dumps show `k<i>_<kernel name>`. Global setting: restored.
   const debug = binaryen.getDebugInfo();
@@ -283,8 +289,9 @@ export function emitWasm(p: Program, plan: MemoryPlan, opts: WasmOptions): Uint8
   }
 }
 
-/** The same module as binaryen's text (codegen tests; dumps use wabt, see codegen/wat.ts). */
+/** The same module as binaryen's text (codegen tests; dumps use wabt, see codegen/wat.ts). Needs `loadBinaryen()` first. */
 export function emitWat(p: Program, plan: MemoryPlan, opts: WasmOptions): string {
+  requireBinaryen('emitWat');
   const m = buildModule(p, plan, opts);
   try {
     return m.emitText();
@@ -296,6 +303,7 @@ export function emitWat(p: Program, plan: MemoryPlan, opts: WasmOptions): string
 /**
  * Bytes of memory the module defines for `p` under `plan` (arena plus matmul scratch, page-rounded;
  * for a threaded module, one scratch per thread and the barrier words: the size of its shared memory).
+ * Plain arithmetic on the plan: works without binaryen loaded.
  */
 export function wasmMemoryBytes(p: Program, plan: MemoryPlan, threads = 1): number {
   const s = planScratch(p, plan);

@@ -1,9 +1,11 @@
 /**
- * @file What every part of the Wasm code generator shares: binaryen type aliases, the options, a
- * function under construction (`Fn`: locals, labels, counted loops) and `KernelEnv`, the module
- * builder as the kernel emitters (elementwise.ts, reduce.ts, matmul.ts, pool-grad.ts) see it.
+ * @file What every part of the Wasm code generator shares: binaryen type aliases and value types
+ * (re-exported from wasm/binaryen.ts, which loads binaryen on demand), the options, a function under
+ * construction (`Fn`: locals, labels, counted loops) and `KernelEnv`, the module builder as the
+ * kernel emitters (elementwise.ts, reduce.ts, matmul.ts, pool-grad.ts) see it.
  */
-import binaryen from 'binaryen';
+import type Binaryen from 'binaryen';
+import { F32, I32 } from './binaryen.ts';
 import type { DType } from '../../../ir/types.ts';
 import type { Kernel } from '../../kernel/types.ts';
 import type { Alu } from './alu.ts';
@@ -26,16 +28,12 @@ export interface Share {
   readonly hi: number;
 }
 
-export type Ref = binaryen.ExpressionRef;
-export type Ty = binaryen.Type;
-export type Mod = binaryen.Module;
+export type Ref = Binaryen.ExpressionRef;
+export type Ty = Binaryen.Type;
+export type Mod = Binaryen.Module;
 
-export const I32 = binaryen.i32;
-export const I64 = binaryen.i64;
-export const F32 = binaryen.f32;
-export const F64 = binaryen.f64;
-export const V128 = binaryen.v128;
-export const NONE = binaryen.none;
+// Live bindings, set when binaryen loads (wasm/binaryen.ts): read them in functions, never at module scope.
+export { F32, F64, I32, I64, NONE, V128 } from './binaryen.ts';
 
 export const scalarTy = (dt: DType): Ty => (dt === 'f32' ? F32 : I32);
 

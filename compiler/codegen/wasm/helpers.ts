@@ -6,7 +6,7 @@
  * defines them, and `rand`, which reproduces ir/random.ts exactly (the murmur3 finalizer in i32
  * arithmetic, scalar or 4 lanes). Nothing is imported from JS.
  */
-import binaryen from 'binaryen';
+import { binaryen } from './binaryen.ts';
 import { RNG_GOLDEN } from '../../../ir/random.ts';
 import { F32, F64, I32, I64, V128, type Mod, type Ref, type Ty } from './core.ts';
 

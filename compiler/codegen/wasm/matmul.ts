@@ -3,14 +3,18 @@
  * into panels in scratch memory after the plan's arena; the epilogue runs on the accumulators (SIMD
  * when it vectorises along n).
  */
-import binaryen from 'binaryen';
+import { binaryen } from './binaryen.ts';
 import type { MemoryPlan } from '../../kernel/plan.ts';
 import type { MatmulKernel, Program } from '../../kernel/types.ts';
 import { F32, I32, V128, type Fn, type KernelEnv, type Ref } from './core.ts';
 import { Unit } from './unit.ts';
 
-/** binaryen.js has the op id but no wrapper for relaxed madd; the C API entry point is exported. */
-const simdTernary = (binaryen as unknown as { _BinaryenSIMDTernary(m: number, op: number, a: Ref, b: Ref, c: Ref): Ref })._BinaryenSIMDTernary;
+/**
+ * binaryen.js has the op id but no wrapper for relaxed madd; the C API entry point is exported. Looked
+ * up per call: binaryen is loaded on demand (wasm/binaryen.ts), so it is not there at module scope.
+ */
+const simdTernary = (m: number, op: number, a: Ref, b: Ref, c: Ref): Ref =>
+  (binaryen as unknown as { _BinaryenSIMDTernary(m: number, op: number, a: Ref, b: Ref, c: Ref): Ref })._BinaryenSIMDTernary(m, op, a, b, c);
 
 // ---- tiling parameters ----
 /** Rows of the register tile: one v128 of packed A holds the MR values of a k step. */

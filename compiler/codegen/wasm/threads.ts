@@ -15,7 +15,7 @@
  * failed worker turns into an exception on the main thread instead of a hang. Matmul packing scratch
  * is per thread: thread t's copy is at `scratch_off` = t × stride bytes past the single-thread layout.
  */
-import binaryen from 'binaryen';
+import { binaryen } from './binaryen.ts';
 import { I32, NONE, type Mod, type Ref } from './core.ts';
 
 /** Elements (or multiply-adds) below which a kernel is not split: the split and barrier cost more. */
