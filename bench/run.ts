@@ -364,7 +364,7 @@ async function parent(): Promise<number> {
     `Machine: ${machine}.`,
     `FLOPs per sample: forward ${fmt(FWD_FLOPS / 1e6, 2)} MFLOP (${fmt(macs / 1e6, 3)} M multiply-adds in the convs and dense layers, ×2); training counted as 3× forward = ${fmt(TRAIN_FLOPS / 1e6, 2)} MFLOP.`,
     `Protocol: train ${TRAIN_WARMUP} warm-up + ${TRAIN_STEPS} timed steps at batch ${TRAIN_BATCH}; infer batch ${INFER_BATCH}: ${INFER_WARMUP} warm-up + ${INFER_BATCHES} timed batches; infer batch 1: ${INFER1_WARMUP} warm-up + ${INFER1_SAMPLES} timed samples. ms/step is the median; host→device copies and the read-back of results are inside the timed step. Each system runs in its own process; peak RSS is that process's whole run (for a system that trains, its train steps and its inference together).`,
-    `Numbers are single-threaded (every system runs one thread, ort-web-mt aside) and noisy (shared VM; expect ±10% run to run).`,
+    `Numbers are single-threaded (every system runs one thread, ort-web-mt and the dlc "2 threads" rows aside) and noisy (shared VM; expect ±10% run to run).`,
     ...specLines,
   ];
   console.log(`dlc bench\n${headerLines.map((l) => `  ${l}`).join('\n')}\n`);
