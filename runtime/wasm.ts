@@ -8,6 +8,13 @@
  * i32, or bool as i32 0/1). Views returned by `f32`/`i32` alias the module's memory: writes before
  * `run()` are inputs, reads after it are outputs. The memory never grows, so views stay valid.
  *
+ * A module built for several threads (compiler/codegen/wasm/threads.ts) instead imports a shared
+ * `env.memory` (and exports it too) plus `setup`, `abort` and `barrier`. Given `threads`, this file
+ * makes that memory, instantiates the module here as thread 0 and in threads − 1 workers (Node's
+ * worker_threads or a page's Worker, one source for both), and each `run()` wakes the workers and
+ * runs the step on all of them; a worker's failure becomes an exception here, never a hang, and the
+ * program refuses to run again. Idle workers do not keep a Node process alive; `dispose()` ends them.
+ *
  * `detectRelaxedSimd` answers whether the engine accepts relaxed-SIMD instructions; in Node it first
  * turns on V8's `--experimental-wasm-relaxed-simd` (Node 20 ships V8 11.3, where the proposal is
  * behind that flag); in a browser it only validates. `node:v8` is loaded once at module evaluation,
