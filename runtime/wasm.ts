@@ -142,12 +142,14 @@ const CAN_WAIT_HERE = !(typeof (globalThis as { document?: unknown }).document =
  * it is ready, then for each step waits for the go word to change and calls `run()`. If `run` throws
  * (a trap) it calls the module's `abort()`, so the threads waiting at the barrier trap too and the
  * main thread's `run()` throws instead of hanging, and it reports the error. Word 1 of the control
- * block asks it to quit; word 2 (tests only) asks it to fail at its next step.
+ * block asks it to quit; word 2 (tests only) asks it to fail at its next step, and `failStart` in its
+ * start data (tests only) to fail before instantiating.
  */
 const WORKER_SOURCE = `
 const start = async (d, post) => {
   let inst = null;
   try {
+    if (d.failStart) throw new Error('failed on purpose (test hook)');
     inst = (await WebAssembly.instantiate(d.module, { env: { memory: d.memory } }));
     inst = inst.exports ? inst : inst.instance;
     inst.exports.setup(d.tid, d.nth, 1);
@@ -208,6 +210,11 @@ let failNext = -1;
 export function failNextWorkerStepForTest(tid: number): void {
   failNext = tid;
 }
+let failStart = false;
+/** Test hook: the workers of the next threaded program to start fail to start. */
+export function failNextWorkerStartForTest(): void {
+  failStart = true;
+}
 
 async function startPool(module: WebAssembly.Module, memory: WebAssembly.Memory, n: number, label: string): Promise<Pool> {
   const ctrl = new Int32Array(new SharedArrayBuffer(32));
@@ -217,7 +224,7 @@ async function startPool(module: WebAssembly.Module, memory: WebAssembly.Memory,
   let failure: string | null = null;
   let closed = false;
   const spawn = async (tid: number): Promise<void> => {
-    const data = { module, memory, tid, nth: n, ctrl: ctrl.buffer };
+    const data = { module, memory, tid, nth: n, ctrl: ctrl.buffer, failStart };
     await new Promise<void>((resolve, reject) => {
       let ready = () => {};
       const onMessage = (m: { ready?: boolean; error?: string }) => {
@@ -261,8 +268,10 @@ async function startPool(module: WebAssembly.Module, memory: WebAssembly.Memory,
     Atomics.notify(ctrl, GO);
     for (const w of workers) void w.terminate();
   };
+  const starting = Array.from({ length: n - 1 }, (_, i) => spawn(i + 1));
+  failStart = false;
   try {
-    await Promise.all(Array.from({ length: n - 1 }, (_, i) => spawn(i + 1)));
+    await Promise.all(starting);
   } catch (e) {
     close();
     throw e;

@@ -5,7 +5,8 @@
  * remainders (rows not divisible by the thread count, partial matmul tiles, a reduction's scalar
  * tail), then on whole train steps: the reference CNN (im2col, matmuls, pooling gradients) and an
  * LSTM (loops whose copies thread 0 makes). Also: a worker that fails mid-step makes the step
- * reject with a clear error and leaves the model's state as it was, and the next step runs; traced
+ * reject with a clear error and leaves the model's state as it was, and the next step runs; one that
+ * fails to start rejects the step by name; traced
  * runs time the split kernels; a Node process using threads exits on its own; bad thread counts
  * are refused naming the argument.
  */
@@ -28,7 +29,7 @@ import { input } from '../ir/node.ts';
 import { uniformAt } from '../ir/random.ts';
 import type { Func, InputNode } from '../ir/types.ts';
 import { numel } from '../ir/types.ts';
-import { failNextWorkerStepForTest, instantiateProgram } from '../runtime/wasm.ts';
+import { failNextWorkerStartForTest, failNextWorkerStepForTest, instantiateProgram } from '../runtime/wasm.ts';
 import { setDispatchTrace } from '../runtime/trace.ts';
 
 // emitWasm needs binaryen, which is loaded on demand (compiler/codegen/wasm/binaryen.ts).
@@ -152,6 +153,20 @@ describe('whole train steps on threads', () => {
     const after = (await m.trainOnBatch(x, y, { backend: 'wasm', batchSize: 32 })).loss;
     m.setWeights(before.map((d, i) => tensor(d, [...m.weightInfo[i].shape])));
     expect(Number.isFinite(after)).toBe(true);
+  });
+
+  it('a worker that fails to start rejects the step by name, changes nothing, and the next step starts a new pool', async () => {
+    const inp = Input({ shape: [1024] });
+    const m = Model({ inputs: inp, outputs: Dense(10, { activation: 'softmax' }).apply(Dense(512, { activation: 'relu' }).apply(inp)), seed: 5 });
+    setWasmThreads(2);
+    m.compile({ optimizer: 'sgd', loss: 'sparse_categorical_crossentropy' });
+    const xs = tensor(new Float32Array(64 * 1024).map((_, i) => Math.sin(i)), [64, 1024]);
+    const ys = tensor(Int32Array.from({ length: 64 }, (_, i) => i % 10), [64], 'i32');
+    const before = m.getWeights().map((w) => (w.data as Float32Array).slice());
+    failNextWorkerStartForTest();
+    await expect(m.trainOnBatch(xs, ys, { backend: 'wasm', batchSize: 64 })).rejects.toThrow(/wasm threads \(.*\.train\): thread 1 could not start: failed on purpose/);
+    m.getWeights().forEach((w, i) => same(before[i], w.data as Float32Array, `weight ${i} after the failed start`));
+    expect(Number.isFinite((await m.trainOnBatch(xs, ys, { backend: 'wasm', batchSize: 64 })).loss)).toBe(true);
   });
 
   it('a traced run times every kernel on all threads and computes the same', async () => {
