@@ -71,7 +71,7 @@ export async function instantiateProgram(bytes: Uint8Array, info: ProgramInfo = 
     shared = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
   }
   const instance = await WebAssembly.instantiate(module, shared ? { env: { memory: shared } } : {});
-  const pool = shared ? await startPool(module, shared, nThreads, info.label ?? 'wasm') : null;
+  const pool = shared ? await startPool(module, shared, nThreads, info.label ?? 'wasm', () => (instance.exports.abort as () => void)()) : null;
   if (pool) {
     (instance.exports.setup as (t: number, n: number, w: number) => void)(0, nThreads, CAN_WAIT_HERE ? 1 : 0);
   }
@@ -206,7 +206,7 @@ const FAILED = 3;
 const KERNEL = 4;
 
 let failNext = -1;
-/** Test hook: in the next step any threaded program runs, its worker of thread `tid` fails. */
+/** Test hook: in the next step any threaded program runs, its thread `tid` fails (0: this thread, the others then wait for it at a barrier). */
 export function failNextWorkerStepForTest(tid: number): void {
   failNext = tid;
 }
@@ -216,7 +216,11 @@ export function failNextWorkerStartForTest(): void {
   failStart = true;
 }
 
-async function startPool(module: WebAssembly.Module, memory: WebAssembly.Memory, n: number, label: string): Promise<Pool> {
+/**
+ * Start threads 1..n-1 of a threaded program. `abort` is thread 0's `abort()`: when this thread's
+ * part of a step throws, the workers waiting for it at a barrier must stop too (they trap).
+ */
+async function startPool(module: WebAssembly.Module, memory: WebAssembly.Memory, n: number, label: string, abort: () => void): Promise<Pool> {
   const ctrl = new Int32Array(new SharedArrayBuffer(32));
   ctrl[FAIL_TID] = -1;
   ctrl[KERNEL] = -1;
@@ -279,18 +283,23 @@ async function startPool(module: WebAssembly.Module, memory: WebAssembly.Memory,
   const go = (kernel: number, body: () => void) => {
     if (closed) throw new Error(`wasm threads (${label}): the program was disposed`);
     if (Atomics.load(ctrl, FAILED)) throw new Error(`wasm threads (${label}): a worker failed in an earlier step (${failure ?? 'see above'}); this program cannot run again`);
-    if (failNext >= 0) {
-      Atomics.store(ctrl, FAIL_TID, failNext);
-      failNext = -1;
-    }
+    const failHere = failNext === 0;
+    if (failNext > 0) Atomics.store(ctrl, FAIL_TID, failNext);
+    failNext = -1;
     Atomics.store(ctrl, KERNEL, kernel);
     Atomics.add(ctrl, GO, 1);
     Atomics.notify(ctrl, GO);
     try {
+      if (failHere) throw new Error('failed on purpose (test hook)');
       body();
     } catch (e) {
-      // The barrier traps once a worker has called abort(); its own message arrives later.
-      throw new Error(`wasm threads (${label}): a worker failed in the middle of the step${failure ? ` (${failure})` : ''}; this program cannot run again`, { cause: e });
+      // Either a worker called abort() and the barrier trapped here (its own message arrives later),
+      // or this thread trapped: then the workers still wait for it, so abort them too.
+      const byWorker = Atomics.load(ctrl, FAILED) === 1;
+      Atomics.store(ctrl, FAILED, 1);
+      if (!byWorker) abort();
+      const why = byWorker ? `a worker failed in the middle of the step${failure ? ` (${failure})` : ''}` : `thread 0 failed in the middle of the step: ${e instanceof Error ? e.message : String(e)}`;
+      throw new Error(`wasm threads (${label}): ${why}; this program cannot run again`, { cause: e });
     }
   };
   return {
@@ -308,32 +317,29 @@ interface WorkerThreads {
   Worker: new (src: string, o: { eval: boolean; workerData: unknown }) => AnyWorker & { on(ev: string, f: (x: never) => void): void; unref(): void };
 }
 
-/** node:worker_threads in Node, else null (a page uses `Worker`). Loaded like node:v8 below. */
-const workerThreads: WorkerThreads | null = await (async () => {
+/**
+ * A Node built-in module in Node, else null. Loaded once at module evaluation through an import()
+ * whose specifier bundlers do not follow, so this file also loads in a page.
+ */
+async function nodeBuiltin<T>(name: string): Promise<T | null> {
   const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
   if (!proc?.versions?.node) return null;
   try {
-    return (await import(/* @vite-ignore */ ['node', 'worker_threads'].join(':'))) as WorkerThreads;
+    return (await import(/* @vite-ignore */ ['node', name].join(':'))) as T;
   } catch {
     return null;
   }
-})();
+}
+
+/** node:worker_threads in Node, else null (a page uses `Worker`). */
+const workerThreads = await nodeBuiltin<WorkerThreads>('worker_threads');
 
 interface V8Flags {
   setFlagsFromString(flags: string): void;
 }
 
-/** node:v8 when running in Node, else null. Loaded with a computed specifier so bundlers leave it alone. */
-const v8: V8Flags | null = await (async () => {
-  const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
-  if (!proc?.versions?.node) return null;
-  const spec = ['node', 'v8'].join(':');
-  try {
-    return (await import(/* @vite-ignore */ spec)) as V8Flags;
-  } catch {
-    return null;
-  }
-})();
+/** node:v8 when running in Node, else null. */
+const v8 = await nodeBuiltin<V8Flags>('v8');
 
 /**
  * (module (func (param v128 v128 v128) (result v128) local.get 0 local.get 1 local.get 2

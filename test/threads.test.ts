@@ -155,6 +155,18 @@ describe('whole train steps on threads', () => {
     expect(Number.isFinite(after)).toBe(true);
   });
 
+  it('thread 0 failing mid-step stops the workers waiting for it: the step rejects, the state is kept, the next step runs', async () => {
+    const m = cnn as unknown as LayersModel;
+    setWasmThreads(2);
+    m.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
+    await m.trainOnBatch(x, y, { backend: 'wasm', batchSize: 32 });
+    const before = m.getWeights().map((w) => (w.data as Float32Array).slice());
+    failNextWorkerStepForTest(0);
+    await expect(m.trainOnBatch(x, y, { backend: 'wasm', batchSize: 32 })).rejects.toThrow(/the train step failed and was undone .*thread 0 failed in the middle of the step: failed on purpose/);
+    m.getWeights().forEach((w, i) => same(before[i], w.data as Float32Array, `weight ${i} after the failed step`));
+    expect(Number.isFinite((await m.trainOnBatch(x, y, { backend: 'wasm', batchSize: 32 })).loss)).toBe(true);
+  });
+
   it('a worker that fails to start rejects the step by name, changes nothing, and the next step starts a new pool', async () => {
     const inp = Input({ shape: [1024] });
     const m = Model({ inputs: inp, outputs: Dense(10, { activation: 'softmax' }).apply(Dense(512, { activation: 'relu' }).apply(inp)), seed: 5 });

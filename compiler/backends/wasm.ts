@@ -128,7 +128,8 @@ export class WasmSession implements Session {
    * module is dropped; the next step builds a new one and starts its own workers).
    */
   private run(m: Module): void {
-    if (this.threads === 1) {
+    // Only a module that really runs on threads (a small step is built for one) can fail half-way.
+    if (m.inst.threads === 1) {
       m.inst.run();
       return;
     }
