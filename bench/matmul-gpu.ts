@@ -18,22 +18,13 @@ import * as b from '../ir/builders.ts';
 import { makeFunc } from '../ir/graph.ts';
 import { input } from '../ir/node.ts';
 import { createProgram, kernelLimits, requestGpuDevice } from '../runtime/webgpu.ts';
+import { values } from './lcg.ts';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-/** Deterministic values in [-1, 1) (an LCG), so the spot check can recompute them. */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 async function measure(n: number, runs: number): Promise<string> {
   const a = input('a', 'f32', [n, n]);

@@ -15,6 +15,7 @@ import type { MemoryPlan } from '../compiler/kernel/plan.ts';
 import type { BufferInfo, MatmulKernel, Program, View3 } from '../compiler/kernel/types.ts';
 import { detectRelaxedSimd, instantiateProgram } from '../runtime/wasm.ts';
 import type { BenchData, MatmulStat, SystemDef } from './common.ts';
+import { values } from './lcg.ts';
 
 const SHAPES: readonly (readonly [number, number, number])[] = [
   [256, 256, 256],
@@ -25,16 +26,6 @@ const MIN_RUNS = 3;
 const SPOT = 64;
 const MAX_REL_ERR = 1e-4;
 
-/** Deterministic values in [-1, 1) (an LCG). */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 /** C[1, M, N] = A[M, K] · B (B [K, N] row-major, or stored [N, K] when `transB`), buffers back to back. */
 function matmulProgram(M: number, N: number, K: number, transB: boolean): { p: Program; plan: MemoryPlan } {
